@@ -1,0 +1,376 @@
+//! `App`: everything a request needs, built once at startup and shared as `Arc<App>` (STYLE
+//! S1): config, token verifiers, keyring, store, the opened-key cache, metrics, audit, CORS
+//! and the lifecycle phase.
+
+use crate::audit::{self, Audit};
+use crate::auth::{self, Authenticator, JwksFetcher, Scope, Service};
+use crate::config::{Config, Secret, secrets};
+use crate::http::Ctx;
+use crate::http::cors::Cors;
+use crate::keyring::{CachedKey, KeyCache, KeyId, Keyring, MasterKey};
+use crate::license::Entitlement;
+use crate::store::{self, EmbeddedStore, KeyStore};
+use crate::telemetry::Metrics;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Lifecycle phase, published on a watch channel (STYLE G3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Built, not yet accepting.
+    Starting,
+    /// Accepting and ready.
+    Serving,
+    /// Shutting down: `/readyz` is 503, in-flight requests finish.
+    Draining,
+}
+
+impl Phase {
+    /// Name for `/readyz`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Serving => "serving",
+            Phase::Draining => "draining",
+        }
+    }
+}
+
+/// Errors of building the app or of key lookups made through it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// A stored key failed to open: tampering, or a record written under another key.
+    #[error("stored key {0} failed to open")]
+    Unseal(KeyId),
+    /// Key generation or sealing failed (the system RNG).
+    #[error(transparent)]
+    Keyring(#[from] crate::keyring::Error),
+    /// Startup failed (master key, data directory, audit log, TLS).
+    #[error("{0}")]
+    Startup(String),
+}
+
+/// Name of the master-key check record in the store's metadata.
+const MASTER_CHECK: &str = "master_key_check";
+/// Name of the dev-mode master key file inside the data directory.
+pub const DEV_MASTER_KEY_FILE: &str = "dev-master.key";
+
+/// The application.
+pub struct App {
+    /// Validated configuration.
+    pub config: Config,
+    /// Token verification.
+    pub auth: Authenticator,
+    /// JWKS fetching.
+    pub jwks: JwksFetcher,
+    /// Envelope encryption.
+    pub keyring: Keyring,
+    /// Durable key storage.
+    pub store: Arc<dyn KeyStore>,
+    /// Opened keys.
+    pub cache: KeyCache,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Audit trail.
+    pub audit: Audit,
+    /// CORS policy of the public listener.
+    pub cors: Cors,
+    /// Lifecycle phase.
+    pub phase: watch::Sender<Phase>,
+    /// Bearer token guarding `/metrics`.
+    pub metrics_token: Option<Secret>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("tenants", &self.config.tenants.len()).finish_non_exhaustive()
+    }
+}
+
+/// Unix seconds now.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn load_master_key(config: &Config) -> Result<MasterKey, Error> {
+    let s = &config.storage;
+    let err = |m: String| Error::Startup(m);
+    if let Some(secret) = secrets::resolve("storage.master_key", s.master_key.as_ref(), s.master_key_file.as_deref(), false)
+        .map_err(err)?
+    {
+        return MasterKey::parse(secret.expose()).map_err(|e| err(e.to_string()));
+    }
+    if !config.dev_mode {
+        return Err(err("no master key configured".into()));
+    }
+    // Dev mode only: a master key generated into the data directory. Anyone who can read the
+    // data directory can open every key in it: fine for trying Tessera, never for content.
+    let path = s.data_dir.join(DEV_MASTER_KEY_FILE);
+    if path.exists() {
+        let text = secrets::read_secret_file(&path, false).map_err(err)?;
+        return MasterKey::parse(text.expose()).map_err(|e| err(e.to_string()));
+    }
+    std::fs::create_dir_all(&s.data_dir).map_err(|e| err(format!("{}: {e}", s.data_dir.display())))?;
+    let key = MasterKey::generate().map_err(|e| err(e.to_string()))?;
+    write_private(&path, key.to_hex().as_bytes()).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    tracing::warn!(path = %path.display(), "DEV MODE: generated a master key inside the data directory");
+    Ok(key)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+impl App {
+    /// Opens the configured store and builds the app.
+    pub async fn build(config: Config) -> Result<Arc<Self>, Error> {
+        let store = EmbeddedStore::open(&config.storage.data_dir).map_err(|e| {
+            Error::Startup(format!("cannot open data directory {}: {e}", config.storage.data_dir.display()))
+        })?;
+        Self::build_with_store(config, Arc::new(store)).await
+    }
+
+    /// Builds the app over a given store (tests inject failing stores here).
+    pub async fn build_with_store(config: Config, store: Arc<dyn KeyStore>) -> Result<Arc<Self>, Error> {
+        let master = load_master_key(&config)?;
+        let keyring = Keyring::new(master);
+        // Prove the master key is the one this store was sealed with, before serving a byte.
+        match store.meta_get(MASTER_CHECK).await? {
+            Some(record) => keyring.verify_check_record(&record).map_err(|e| {
+                Error::Startup(format!("{e}: refusing to start (check storage.master_key_file / TESSERA_MASTER_KEY)"))
+            })?,
+            None => {
+                let record = keyring.check_record().map_err(|e| Error::Startup(e.to_string()))?;
+                let stored = store.meta_put_if_absent(MASTER_CHECK, record).await?;
+                keyring.verify_check_record(&stored).map_err(|e| Error::Startup(e.to_string()))?;
+            }
+        }
+        let replay = Arc::new(auth::replay::InMemoryReplayGuard::new(config.limits.replay_cache_capacity));
+        let auth = Authenticator::from_config(&config, replay).map_err(Error::Startup)?;
+        let metrics = Arc::new(Metrics::new(
+            &crate::http::router::Endpoint::ALL.map(|e| e.as_str()),
+            &crate::protocol::PROTOCOLS,
+            &[&auth::Error::CODES[..], &["not_entitled"]].concat(),
+        ));
+        let audit = match config.audit_path() {
+            Some(path) => {
+                let (audit, _task) = Audit::start(&path, metrics.clone())
+                    .await
+                    .map_err(|e| Error::Startup(format!("audit log {}: {e}", path.display())))?;
+                audit
+            }
+            None => Audit::disabled(),
+        };
+        let metrics_token = secrets::resolve(
+            "server.metrics_token",
+            config.server.metrics_token.as_ref(),
+            config.server.metrics_token_file.as_deref(),
+            false,
+        )
+        .map_err(Error::Startup)?;
+        let cors = Cors::new(&config.tenants.iter().map(|t| t.cors_allowed_origins.clone()).collect::<Vec<_>>());
+        let (phase, _) = watch::channel(Phase::Starting);
+        Ok(Arc::new(Self {
+            cache: KeyCache::new(config.storage.key_cache_capacity),
+            config,
+            auth,
+            jwks: JwksFetcher::new(),
+            keyring,
+            store,
+            metrics,
+            audit,
+            cors,
+            phase,
+            metrics_token,
+        }))
+    }
+
+    /// Times a store operation into `tessera_store_operation_duration_seconds{op}`.
+    pub async fn timed<T>(&self, op: &'static str, fut: impl Future<Output = store::Result<T>>) -> store::Result<T> {
+        let start = Instant::now();
+        let r = fut.await;
+        self.metrics.store_latency.with_label_values(&[op]).observe(start.elapsed().as_secs_f64());
+        if r.is_err() {
+            self.metrics.store_errors.with_label_values(&[op]).inc();
+        }
+        r
+    }
+
+    /// Looks keys up for a tenant: cache first, then one batched store read for the misses,
+    /// opened and cached. Positional; `None` for KIDs the tenant does not have.
+    pub async fn lookup_keys(&self, tenant: u32, kids: &[KeyId]) -> Result<Vec<(KeyId, Option<Arc<CachedKey>>)>, Error> {
+        let mut out = Vec::with_capacity(kids.len());
+        let mut missing = Vec::new();
+        for (i, kid) in kids.iter().enumerate() {
+            let hit = self.cache.get(tenant, kid);
+            if hit.is_none() {
+                missing.push(i);
+            }
+            out.push((*kid, hit));
+        }
+        self.metrics.cache_hits.inc_by((kids.len() - missing.len()) as u64);
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        self.metrics.cache_misses.inc_by(missing.len() as u64);
+        let tenant_id = self.auth.tenant_id(tenant);
+        let miss_kids: Vec<KeyId> = missing.iter().map(|&i| kids[i]).collect();
+        let records = self.timed("get_keys", self.store.get_keys(tenant_id, &miss_kids)).await?;
+        for (&i, rec) in missing.iter().zip(records) {
+            if let Some(rec) = rec {
+                out[i].1 = Some(self.open_and_cache(tenant, rec)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Opens a stored record and caches it.
+    pub fn open_and_cache(&self, tenant: u32, rec: store::KeyRecord) -> Result<Arc<CachedKey>, Error> {
+        let key = self
+            .keyring
+            .open(self.auth.tenant_id(tenant), &rec.meta, &rec.sealed)
+            .map_err(|_| Error::Unseal(rec.meta.kid))?;
+        let cached = Arc::new(CachedKey { meta: rec.meta, key });
+        self.cache.insert(tenant, cached.clone());
+        Ok(cached)
+    }
+
+    /// Verifies a player token and resolves its entitlement; sets `ctx.tenant`.
+    pub async fn entitle(&self, token: Option<&str>, ctx: &mut Ctx) -> Result<Entitlement, auth::Error> {
+        let now = now_secs();
+        let result = async {
+            let token = token.ok_or(auth::Error::Missing)?;
+            let verified = self.auth.verify_async(token, now, &self.jwks).await?;
+            ctx.tenant = Some(verified.tenant);
+            self.auth.entitlement(verified, now)
+        }
+        .await;
+        if let Err(e) = &result {
+            self.metrics.denial(e.code());
+        }
+        result
+    }
+
+    /// Verifies a service token from `Authorization` and checks `scope`; sets `ctx.tenant`.
+    pub async fn authorize(&self, headers: &http::HeaderMap, scope: Scope, ctx: &mut Ctx) -> Result<Service, auth::Error> {
+        let now = now_secs();
+        let result = async {
+            let token = crate::http::body::bearer(headers).ok_or(auth::Error::Missing)?;
+            let verified = self.auth.verify_async(token, now, &self.jwks).await?;
+            ctx.tenant = Some(verified.tenant);
+            self.auth.service(verified, scope)
+        }
+        .await;
+        if let Err(e) = &result {
+            self.metrics.denial(e.code());
+        }
+        result
+    }
+
+    /// Starts the background tasks: the change-feed poller (drops revoked keys from the cache,
+    /// whichever node revoked them; it also closes the window in which a lookup racing a local
+    /// revocation could re-cache the old state) and one JWKS refresher per source. They stop
+    /// when the phase becomes `Draining`.
+    pub async fn start_background(self: &Arc<Self>) -> Result<(), Error> {
+        let cursor = self.timed("change_cursor", self.store.change_cursor()).await?;
+        let app = self.clone();
+        let mut phase = self.phase.subscribe();
+        tokio::spawn(async move {
+            let mut cursor = cursor;
+            let every = Duration::from_millis(app.config.storage.change_poll_interval_ms.max(10));
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    _ = phase.wait_for(|p| *p == Phase::Draining) => return,
+                }
+                cursor = app.poll_changes(cursor).await;
+            }
+        });
+        for source in self.auth.jwks_sources() {
+            let app = self.clone();
+            let source = source.clone();
+            let mut phase = self.phase.subscribe();
+            tokio::spawn(async move {
+                loop {
+                    let ok = app.jwks.refresh(&source).await;
+                    let result = if ok.is_ok() { "ok" } else { "error" };
+                    app.metrics.jwks_fetches.with_label_values(&[result]).inc();
+                    if let Err(e) = ok {
+                        tracing::warn!(jwks.url = %source.url, error = %e, "JWKS refresh failed; keeping the previous keys");
+                    }
+                    // Retry sooner while no key set has ever loaded.
+                    let wait = if source.is_loaded() { source.refresh } else { Duration::from_secs(2) };
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        _ = phase.wait_for(|p| *p == Phase::Draining) => return,
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// One poll of the change feed; returns the new cursor.
+    pub async fn poll_changes(&self, mut cursor: u64) -> u64 {
+        loop {
+            match self.timed("changes_since", self.store.changes_since(cursor, 1000)).await {
+                Ok(changes) => {
+                    let n = changes.len();
+                    for c in changes {
+                        cursor = c.seq;
+                        if c.kind == store::ChangeKind::Revoked
+                            && let Some(t) = self.auth.tenant_index(&c.tenant)
+                        {
+                            self.cache.invalidate(t, &c.kid);
+                        }
+                    }
+                    if n < 1000 {
+                        return cursor;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "change feed poll failed");
+                    return cursor;
+                }
+            }
+        }
+    }
+
+    /// Writes an audit record for keys leaving or changing.
+    pub async fn audit(
+        &self,
+        ctx: &Ctx,
+        event: &'static str,
+        protocol: &'static str,
+        kids: Vec<String>,
+        content_id: Option<&str>,
+        subject: Option<&str>,
+        token_id: Option<&str>,
+    ) {
+        let tenant = ctx.tenant.map_or("", |t| self.auth.tenant_id(t));
+        self.audit
+            .record(audit::Record {
+                ts_ms: audit::now_ms(),
+                event,
+                tenant,
+                protocol,
+                kids,
+                content_id,
+                subject,
+                token_id,
+                request_id: &ctx.request_id,
+                client: ctx.client.to_string(),
+            })
+            .await;
+    }
+}

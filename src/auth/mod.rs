@@ -1,0 +1,457 @@
+//! Who is asking: JWT verification per tenant, and what a verified token allows.
+//!
+//! Flow (`../shared/DESIGN.md`, "Authorization"): split the compact JWS -> peek the payload's
+//! `iss` to pick the one tenant that owns that issuer -> select that tenant's keys by `kid`
+//! and pinned `alg` -> verify the signature -> only then check `exp`/`nbf`/`aud` and read the
+//! claims. The tenant of a request is therefore decided by a *verified* token: a token of
+//! tenant A cannot name tenant B, because B's keys would have to verify it.
+//!
+//! Player tokens become an [`Entitlement`](crate::license::Entitlement); service tokens a
+//! [`Service`] with scopes. Token format: `docs/tokens.md`.
+
+pub mod claims;
+pub mod jwt;
+pub mod keys;
+pub mod mint;
+pub mod replay;
+
+use crate::config::{Config, KeyPurpose};
+use crate::license::Entitlement;
+use crate::license::policy::Policy;
+use claims::{Claims, PolicyRef};
+use http_body_util::{BodyExt, Empty, Limited};
+use keys::{JwksSource, TenantKeys};
+use replay::ReplayGuard;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Errors of the auth module. Each names the check that failed; none carries token contents.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No bearer token in the request.
+    #[error("no bearer token")]
+    Missing,
+    /// The token is larger than `limits.max_token_bytes`.
+    #[error("token too large")]
+    TooLarge,
+    /// The token is not a well-formed compact JWS or its claims are not well-formed.
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    /// `alg: none`.
+    #[error("unsigned tokens (alg none) are refused")]
+    AlgNone,
+    /// An algorithm Tessera does not implement.
+    #[error("unsupported algorithm")]
+    AlgUnsupported,
+    /// The algorithm is not pinned to any key with this `kid` (e.g. HS256 against an RSA key).
+    #[error("algorithm not allowed for this key")]
+    AlgNotAllowed,
+    /// `iss` missing or not configured for any tenant.
+    #[error("unknown issuer")]
+    UnknownIssuer,
+    /// No key of the issuer's tenant has this `kid`.
+    #[error("unknown key id")]
+    UnknownKid,
+    /// The signature does not verify.
+    #[error("signature does not verify")]
+    BadSignature,
+    /// `exp` missing.
+    #[error("token has no expiry")]
+    MissingExpiry,
+    /// `exp` is past (leeway included).
+    #[error("token expired")]
+    Expired,
+    /// `nbf` is in the future (leeway included).
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// `aud` does not name this tenant's audience.
+    #[error("wrong audience")]
+    BadAudience,
+    /// The key that verified the token may not be used for this kind of token.
+    #[error("token kind not accepted here")]
+    WrongPurpose,
+    /// A player endpoint got a token without the `tessera` entitlement claim.
+    #[error("token carries no entitlement")]
+    NoEntitlement,
+    /// The token names a policy the tenant does not define, or an invalid inline one.
+    #[error("unknown or invalid policy")]
+    BadPolicy,
+    /// The token's `max_uses` are spent.
+    #[error("token already used")]
+    Replayed,
+    /// The service token lacks the scope this operation needs.
+    #[error("insufficient scope")]
+    InsufficientScope,
+    /// Replay tracking is full, or the tenant's JWKS has never been fetched: fail closed.
+    #[error("token verification temporarily unavailable")]
+    Unavailable,
+}
+
+impl Error {
+    /// Machine-readable code (problem bodies, `tessera_auth_denials_total{reason}`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Missing => "token_missing",
+            Error::TooLarge => "token_too_large",
+            Error::Malformed(_) => "token_malformed",
+            Error::AlgNone => "alg_none",
+            Error::AlgUnsupported => "alg_unsupported",
+            Error::AlgNotAllowed => "alg_not_allowed",
+            Error::UnknownIssuer => "issuer_unknown",
+            Error::UnknownKid => "kid_unknown",
+            Error::BadSignature => "signature_invalid",
+            Error::MissingExpiry => "exp_missing",
+            Error::Expired => "token_expired",
+            Error::NotYetValid => "token_not_yet_valid",
+            Error::BadAudience => "audience_invalid",
+            Error::WrongPurpose => "token_purpose",
+            Error::NoEntitlement => "entitlement_missing",
+            Error::BadPolicy => "policy_invalid",
+            Error::Replayed => "token_replayed",
+            Error::InsufficientScope => "insufficient_scope",
+            Error::Unavailable => "auth_unavailable",
+        }
+    }
+
+    /// Every code, for pre-registering metric labels.
+    pub const CODES: [&'static str; 19] = [
+        "token_missing",
+        "token_too_large",
+        "token_malformed",
+        "alg_none",
+        "alg_unsupported",
+        "alg_not_allowed",
+        "issuer_unknown",
+        "kid_unknown",
+        "signature_invalid",
+        "exp_missing",
+        "token_expired",
+        "token_not_yet_valid",
+        "audience_invalid",
+        "token_purpose",
+        "entitlement_missing",
+        "policy_invalid",
+        "token_replayed",
+        "insufficient_scope",
+        "auth_unavailable",
+    ];
+
+    /// HTTP status: 401 for an unusable token, 403 for a valid one that lacks rights, 503
+    /// when we cannot decide.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::InsufficientScope | Error::WrongPurpose | Error::NoEntitlement | Error::Replayed => 403,
+            Error::Unavailable => 503,
+            _ => 401,
+        }
+    }
+}
+
+/// Service scopes (`scope` claim).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Read keys (material included).
+    KeysRead,
+    /// Create, import and revoke keys.
+    KeysWrite,
+    /// Everything.
+    Admin,
+}
+
+impl Scope {
+    /// The claim spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::KeysRead => "keys:read",
+            Scope::KeysWrite => "keys:write",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+/// A verified service token.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Tenant index.
+    pub tenant: u32,
+    /// `sub`, for the audit trail.
+    pub subject: Option<String>,
+}
+
+/// A token whose signature and time/audience claims have been verified.
+#[derive(Debug)]
+pub struct Verified {
+    /// Tenant index.
+    pub tenant: u32,
+    /// The claims.
+    pub claims: Claims,
+    /// Purpose of the key that verified it.
+    pub purpose: KeyPurpose,
+    /// `exp`.
+    pub expires_at: u64,
+}
+
+struct TenantAuth {
+    id: String,
+    keys: TenantKeys,
+    audiences: Vec<String>,
+    leeway: u64,
+    policies: HashMap<String, Arc<Policy>>,
+    default_policy: Arc<Policy>,
+}
+
+/// Verifies tokens for every configured tenant.
+pub struct Authenticator {
+    tenants: Vec<TenantAuth>,
+    by_issuer: HashMap<String, u32>,
+    replay: Arc<dyn ReplayGuard>,
+    max_token_bytes: usize,
+    max_entitlement_items: usize,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").field("tenants", &self.tenants.len()).finish_non_exhaustive()
+    }
+}
+
+/// Minimum time between two unscheduled JWKS fetches triggered by an unknown `kid`.
+const JWKS_MIN_REFETCH: Duration = Duration::from_secs(10);
+
+impl Authenticator {
+    /// Builds the verifier for every tenant (tenant index = position in `cfg.tenants`).
+    pub fn from_config(cfg: &Config, replay: Arc<dyn ReplayGuard>) -> Result<Self, String> {
+        let mut tenants = Vec::new();
+        let mut by_issuer = HashMap::new();
+        for (i, t) in cfg.tenants.iter().enumerate() {
+            let idx = u32::try_from(i).map_err(|_| "too many tenants".to_owned())?;
+            for iss in &t.issuers {
+                by_issuer.insert(iss.clone(), idx);
+            }
+            let policies: HashMap<String, Arc<Policy>> =
+                t.policies.iter().map(|(k, v)| (k.clone(), Arc::new(v.clone()))).collect();
+            let default_name = t.default_policy.as_deref().unwrap_or("default");
+            let default_policy = policies.get(default_name).cloned().unwrap_or_default();
+            tenants.push(TenantAuth {
+                id: t.id.clone(),
+                keys: TenantKeys::from_config(t, cfg.dev_mode).map_err(|e| format!("tenant {:?}: {e}", t.id))?,
+                audiences: t.audiences.clone(),
+                leeway: t.leeway_secs,
+                policies,
+                default_policy,
+            });
+        }
+        Ok(Self {
+            tenants,
+            by_issuer,
+            replay,
+            max_token_bytes: cfg.limits.max_token_bytes,
+            max_entitlement_items: cfg.limits.max_kids_per_request.max(1) * 8,
+        })
+    }
+
+    /// The tenant id of an index.
+    pub fn tenant_id(&self, idx: u32) -> &str {
+        self.tenants.get(idx as usize).map_or("", |t| t.id.as_str())
+    }
+
+    /// The index of a tenant id.
+    pub fn tenant_index(&self, id: &str) -> Option<u32> {
+        self.tenants.iter().position(|t| t.id == id).and_then(|i| u32::try_from(i).ok())
+    }
+
+    /// Verifies signature, expiry, not-before and audience (synchronously; see
+    /// [`Authenticator::verify_async`] for JWKS rotation).
+    pub fn verify(&self, token: &str, now: u64) -> Result<Verified, Error> {
+        let unverified = jwt::split(token, self.max_token_bytes)?;
+        let claims: Claims =
+            serde_json::from_slice(&unverified.payload).map_err(|_| Error::Malformed("claims are not valid"))?;
+        let tenant = claims.iss.as_deref().and_then(|i| self.by_issuer.get(i)).copied().ok_or(Error::UnknownIssuer)?;
+        let t = &self.tenants[tenant as usize];
+        let kid = unverified.kid.as_deref();
+        let candidates = t.keys.candidates(kid, unverified.alg);
+        if candidates.is_empty() {
+            return Err(match kid {
+                Some(k) if !t.keys.knows_kid(k) => {
+                    if t.keys.jwks.iter().any(|s| !s.is_loaded()) && t.keys.fixed.is_empty() {
+                        Error::Unavailable
+                    } else {
+                        Error::UnknownKid
+                    }
+                }
+                _ => Error::AlgNotAllowed,
+            });
+        }
+        let key = candidates
+            .iter()
+            .find(|k| k.verify(unverified.alg, unverified.signing_input, &unverified.signature))
+            .ok_or(Error::BadSignature)?;
+        let exp = claims.exp.ok_or(Error::MissingExpiry)?;
+        if !exp.is_finite() || (now as f64) > exp + t.leeway as f64 {
+            return Err(Error::Expired);
+        }
+        if let Some(nbf) = claims.nbf
+            && (!nbf.is_finite() || nbf > (now + t.leeway) as f64)
+        {
+            return Err(Error::NotYetValid);
+        }
+        if !t.audiences.is_empty() && !claims.aud.values(false).iter().any(|a| t.audiences.iter().any(|x| x == a)) {
+            return Err(Error::BadAudience);
+        }
+        Ok(Verified { tenant, claims, purpose: key.purpose, expires_at: exp.max(0.0) as u64 })
+    }
+
+    /// [`Authenticator::verify`], refetching the issuer's JWKS once (rate-limited) when the
+    /// token names a `kid` we do not know yet: that is how signing-key rotation arrives.
+    pub async fn verify_async(&self, token: &str, now: u64, jwks: &JwksFetcher) -> Result<Verified, Error> {
+        match self.verify(token, now) {
+            Err(Error::UnknownKid | Error::Unavailable) => {
+                let Some(tenant) = jwt::split(token, self.max_token_bytes)
+                    .ok()
+                    .and_then(|u| serde_json::from_slice::<Claims>(&u.payload).ok())
+                    .and_then(|c| c.iss.and_then(|i| self.by_issuer.get(&i).copied()))
+                else {
+                    return Err(Error::UnknownKid);
+                };
+                for source in &self.tenants[tenant as usize].keys.jwks {
+                    if source.try_begin_fetch(JWKS_MIN_REFETCH) {
+                        // A failed fetch keeps the previous key set; the retry below then
+                        // reports the original refusal.
+                        let _ = jwks.refresh(source).await;
+                    }
+                }
+                self.verify(token, now)
+            }
+            other => other,
+        }
+    }
+
+    /// Turns a verified player token into an entitlement (and counts a use when the token
+    /// carries `max_uses`).
+    pub fn entitlement(&self, v: Verified, now: u64) -> Result<Entitlement, Error> {
+        if v.purpose == KeyPurpose::Service {
+            return Err(Error::WrongPurpose);
+        }
+        let t = &self.tenants[v.tenant as usize];
+        let claim = v.claims.tessera.ok_or(Error::NoEntitlement)?;
+        if claim.kids.len() + claim.content_ids.len() > self.max_entitlement_items {
+            return Err(Error::Malformed("entitlement lists too many items"));
+        }
+        let kids = claim
+            .kids
+            .iter()
+            .map(|k| crate::keyring::KeyId::parse(k))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| Error::Malformed("tessera.kids must be UUIDs or 32 hex digits"))?;
+        let policy = match claim.policy {
+            None => t.default_policy.clone(),
+            Some(PolicyRef::Named(name)) => match t.policies.get(&name) {
+                Some(p) => p.clone(),
+                None if name == "default" => t.default_policy.clone(),
+                None => return Err(Error::BadPolicy),
+            },
+            Some(PolicyRef::Inline(p)) => {
+                p.validate().map_err(|_| Error::BadPolicy)?;
+                Arc::new(*p)
+            }
+        };
+        if let Some(max) = claim.max_uses {
+            let jti = v.claims.jti.as_deref().ok_or(Error::Malformed("max_uses requires jti"))?;
+            self.replay
+                .record_use(v.tenant, jti, max, v.expires_at + t.leeway, now)
+                .map_err(|r| match r {
+                    replay::Refusal::Exhausted => Error::Replayed,
+                    replay::Refusal::Full => Error::Unavailable,
+                })?;
+        }
+        Ok(Entitlement {
+            tenant: v.tenant,
+            kids,
+            content_ids: claim.content_ids,
+            policy,
+            subject: v.claims.sub,
+            token_id: v.claims.jti,
+            expires_at: v.expires_at,
+        })
+    }
+
+    /// Checks a verified service token for `scope` (`admin` implies every scope).
+    pub fn service(&self, v: Verified, scope: Scope) -> Result<Service, Error> {
+        if v.purpose == KeyPurpose::Entitlement {
+            return Err(Error::WrongPurpose);
+        }
+        let scopes = v.claims.scope.values(true);
+        if !scopes.iter().any(|s| *s == scope.as_str() || *s == Scope::Admin.as_str()) {
+            return Err(Error::InsufficientScope);
+        }
+        Ok(Service { tenant: v.tenant, subject: v.claims.sub })
+    }
+
+    /// Every JWKS source, for the background refresher and readiness.
+    pub fn jwks_sources(&self) -> impl Iterator<Item = &Arc<JwksSource>> {
+        self.tenants.iter().flat_map(|t| t.keys.jwks.iter())
+    }
+}
+
+type HttpsClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Empty<bytes::Bytes>,
+>;
+
+/// Fetches JWKS documents over http(s), with a timeout and a body cap.
+#[derive(Clone)]
+pub struct JwksFetcher {
+    client: HttpsClient,
+}
+
+impl std::fmt::Debug for JwksFetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JwksFetcher")
+    }
+}
+
+/// Largest JWKS document accepted.
+const JWKS_MAX_BYTES: usize = 256 * 1024;
+
+impl JwksFetcher {
+    /// A fetcher trusting the Mozilla root set (webpki-roots) for https.
+    pub fn new() -> Self {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
+        Self { client }
+    }
+
+    /// Fetches `source.url` and installs its keys.
+    pub async fn refresh(&self, source: &JwksSource) -> Result<(), String> {
+        let uri: http::Uri = source.url.parse().map_err(|e| format!("bad JWKS URL: {e}"))?;
+        let fut = async {
+            let resp = self.client.get(uri).await.map_err(|e| format!("JWKS fetch failed: {e}"))?;
+            if !resp.status().is_success() {
+                return Err(format!("JWKS fetch returned {}", resp.status()));
+            }
+            Limited::new(resp.into_body(), JWKS_MAX_BYTES)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .map_err(|e| format!("JWKS body: {e}"))
+        };
+        let body = tokio::time::timeout(Duration::from_secs(5), fut)
+            .await
+            .map_err(|_| "JWKS fetch timed out".to_owned())??;
+        let keys = source.parse(&body)?;
+        source.install(keys);
+        Ok(())
+    }
+}
+
+impl Default for JwksFetcher {
+    fn default() -> Self {
+        Self::new()
+    }
+}

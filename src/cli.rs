@@ -1,0 +1,447 @@
+//! The `tessera` command line: `serve`, `token`, `keys`, `check-config` (flags are a public
+//! contract: see the README).
+
+use crate::app::App;
+use crate::auth::jwt::Alg;
+use crate::auth::mint::Signer;
+use crate::config::{self, Config};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit code for configuration errors (sysexits EX_USAGE).
+pub const EXIT_CONFIG: u8 = 64;
+
+/// Tessera: DRM licence and key delivery server.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about)]
+pub struct Cli {
+    /// Config file (TOML). Without one, Tessera runs in dev mode with embedded defaults.
+    #[arg(long, global = true, env = config::env::CONFIG)]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the server.
+    Serve(ServeArgs),
+    /// Mint a test JWT with a tenant's configured signing key.
+    Token(TokenArgs),
+    /// Talk to the internal key API.
+    Keys(KeysArgs),
+    /// Load and validate the configuration, then exit.
+    CheckConfig,
+}
+
+/// `tessera serve`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Public listener address (overrides config and TESSERA_PUBLIC_ADDR).
+    #[arg(long)]
+    pub public_addr: Option<SocketAddr>,
+    /// Internal listener address (overrides config and TESSERA_INTERNAL_ADDR).
+    #[arg(long)]
+    pub internal_addr: Option<SocketAddr>,
+    /// Data directory (overrides config and TESSERA_DATA_DIR).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `tessera token`
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Tenant whose signing key signs the token.
+    #[arg(long, default_value = "demo")]
+    pub tenant: String,
+    /// Entitle a KID (UUID or 32 hex digits); repeatable.
+    #[arg(long)]
+    pub kid: Vec<String>,
+    /// Entitle every key of a content id; repeatable.
+    #[arg(long = "content-id")]
+    pub content_id: Vec<String>,
+    /// Licence policy: a policy name, or an inline JSON object.
+    #[arg(long)]
+    pub policy: Option<String>,
+    /// Service scope (keys:read, keys:write, admin); repeatable.
+    #[arg(long)]
+    pub scope: Vec<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl: i64,
+    /// Subject (`sub`).
+    #[arg(long)]
+    pub sub: Option<String>,
+    /// Token id (`jti`); random by default.
+    #[arg(long)]
+    pub jti: Option<String>,
+    /// Accept the token at most N times (needs jti; one is generated).
+    #[arg(long = "max-uses")]
+    pub max_uses: Option<u32>,
+    /// Print N distinct tokens, one per line (load tests).
+    #[arg(long, default_value_t = 1)]
+    pub count: u32,
+}
+
+/// `tessera keys`
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// Internal listener base URL.
+    #[arg(long, env = config::env::SERVER, default_value = "http://127.0.0.1:8081")]
+    pub server: String,
+    /// Service token; minted from the tenant's signing key when absent.
+    #[arg(long, env = config::env::TOKEN, hide_env_values = true)]
+    pub token: Option<String>,
+    /// Tenant used to mint a token when none is given.
+    #[arg(long, default_value = "demo")]
+    pub tenant: String,
+    /// Operation.
+    #[command(subcommand)]
+    pub op: KeysOp,
+}
+
+/// Key API operations.
+#[derive(Debug, Subcommand)]
+pub enum KeysOp {
+    /// Generate keys for a content id.
+    Create {
+        /// Content id.
+        #[arg(long = "content-id")]
+        content_id: String,
+        /// Track types (SD, HD, UHD1, UHD2, AUDIO); repeatable.
+        #[arg(long = "track", required = true)]
+        tracks: Vec<String>,
+        /// First crypto period (key rotation).
+        #[arg(long)]
+        period: Option<u64>,
+        /// Number of periods from --period.
+        #[arg(long = "period-count")]
+        period_count: Option<u64>,
+    },
+    /// Import keys: KID=BASE64KEY; repeatable.
+    Import {
+        /// Content id.
+        #[arg(long = "content-id")]
+        content_id: String,
+        /// KID=BASE64 (16-byte key).
+        #[arg(long = "key", required = true)]
+        keys: Vec<String>,
+    },
+    /// Show one key.
+    Get {
+        /// KID.
+        kid: String,
+    },
+    /// List the keys of a content id.
+    List {
+        /// Content id.
+        #[arg(long = "content-id")]
+        content_id: String,
+    },
+    /// Revoke a key.
+    Revoke {
+        /// KID.
+        kid: String,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(cli.config, args),
+        Command::Token(args) => token(cli.config, args),
+        Command::Keys(args) => keys(cli.config, args),
+        Command::CheckConfig => check_config(cli.config),
+    }
+}
+
+fn load(path: Option<PathBuf>) -> Result<Config, ExitCode> {
+    Config::load(path.as_deref()).map_err(|e| {
+        eprintln!("tessera: {e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn check_config(path: Option<PathBuf>) -> ExitCode {
+    match load(path) {
+        Ok(cfg) => {
+            println!(
+                "configuration OK: {} tenant(s), public {}, internal {}, data dir {}{}",
+                cfg.tenants.len(),
+                cfg.server.public_addr,
+                cfg.server.internal_addr,
+                cfg.storage.data_dir.display(),
+                if cfg.dev_mode { " (dev mode)" } else { "" }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+const DEV_BANNER: &str = "\
+************************************************************************
+*  TESSERA DEV MODE: the demo tenant's token key is PUBLIC (keys/dev), *
+*  the master key sits in the data directory, listeners are loopback. *
+*  Never protect real content with this. Pass --config for production. *
+************************************************************************";
+
+fn serve(path: Option<PathBuf>, args: ServeArgs) -> ExitCode {
+    let mut cfg = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    // Flags override the file and the environment; validate again with them applied.
+    if let Some(a) = args.public_addr {
+        cfg.server.public_addr = a;
+    }
+    if let Some(a) = args.internal_addr {
+        cfg.server.internal_addr = a;
+    }
+    if let Some(d) = args.data_dir {
+        cfg.storage.data_dir = d;
+    }
+    if let Err(e) = cfg.validate() {
+        eprintln!("tessera: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    if let Err(e) = crate::telemetry::init(cfg.telemetry.log_format, &cfg.telemetry.log_level) {
+        eprintln!("tessera: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if cfg.server.worker_threads > 0 {
+        rt.worker_threads(cfg.server.worker_threads);
+    }
+    let rt = match rt.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tessera: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let dev = cfg.dev_mode;
+        let app = match App::build(cfg).await {
+            Ok(app) => app,
+            Err(e) => {
+                tracing::error!(error = %e, "startup failed");
+                eprintln!("tessera: startup failed: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let running = match crate::service::start(app).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("tessera: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if dev {
+            eprintln!("{DEV_BANNER}");
+            tracing::warn!("dev mode: public test keys in use");
+        }
+        tracing::info!(public = %running.public_addr, internal = %running.internal_addr, "listening");
+        // One machine-readable line on stdout, for scripts and tests that bind port 0.
+        println!("tessera listening public={} internal={}", running.public_addr, running.internal_addr);
+        crate::shutdown::signal().await;
+        tracing::info!("shutdown requested: draining");
+        running.shutdown().await;
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+/// Builds the claims `tessera token` signs.
+pub fn token_claims(cfg: &Config, args: &TokenArgs, now: i64) -> Result<serde_json::Value, String> {
+    let tenant = cfg.tenant(&args.tenant).ok_or_else(|| format!("no tenant {:?} in the configuration", args.tenant))?;
+    let mut claims = serde_json::json!({
+        "iss": tenant.issuers.first().ok_or("tenant has no issuer")?,
+        "iat": now,
+        "nbf": now,
+        "exp": now + args.ttl,
+    });
+    if let Some(aud) = tenant.audiences.first() {
+        claims["aud"] = aud.clone().into();
+    }
+    if let Some(sub) = &args.sub {
+        claims["sub"] = sub.clone().into();
+    }
+    let jti = match &args.jti {
+        Some(j) => j.clone(),
+        None => crate::crypto::random_array::<16>()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    };
+    claims["jti"] = jti.into();
+    if !args.scope.is_empty() {
+        claims["scope"] = args.scope.join(" ").into();
+    }
+    if !args.kid.is_empty() || !args.content_id.is_empty() || args.policy.is_some() || args.max_uses.is_some() {
+        let mut ent = serde_json::json!({});
+        if !args.kid.is_empty() {
+            let kids = args
+                .kid
+                .iter()
+                .map(|k| crate::keyring::KeyId::parse(k).map(|k| k.to_string()).map_err(|e| format!("--kid {k}: {e}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            ent["kids"] = kids.into();
+        }
+        if !args.content_id.is_empty() {
+            ent["content_ids"] = args.content_id.clone().into();
+        }
+        if let Some(p) = &args.policy {
+            ent["policy"] = if p.trim_start().starts_with('{') {
+                let inline: crate::license::policy::Policy =
+                    serde_json::from_str(p).map_err(|e| format!("--policy: {e}"))?;
+                inline.validate().map_err(|e| format!("--policy: {e}"))?;
+                serde_json::from_str(p).map_err(|e| format!("--policy: {e}"))?
+            } else {
+                p.clone().into()
+            };
+        }
+        if let Some(m) = args.max_uses {
+            ent["max_uses"] = m.into();
+        }
+        claims["tessera"] = ent;
+    }
+    Ok(claims)
+}
+
+fn signer_for(cfg: &Config, tenant: &str) -> Result<Signer, String> {
+    let t = cfg.tenant(tenant).ok_or_else(|| format!("no tenant {tenant:?} in the configuration"))?;
+    let sk = t.signing_key.as_ref().ok_or_else(|| format!("tenant {tenant:?} has no signing_key configured"))?;
+    Signer::from_config(sk, cfg.dev_mode)
+}
+
+fn token(path: Option<PathBuf>, args: TokenArgs) -> ExitCode {
+    let cfg = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let run = || -> Result<(), String> {
+        let signer = signer_for(&cfg, &args.tenant)?;
+        let now = crate::app::now_secs() as i64;
+        let mut out = String::new();
+        for i in 0..args.count.max(1) {
+            let mut claims = token_claims(&cfg, &args, now)?;
+            if args.count > 1 && args.jti.is_some() {
+                claims["jti"] = format!("{}-{i}", args.jti.as_deref().unwrap_or_default()).into();
+            }
+            out.push_str(&signer.sign(&claims)?);
+            out.push('\n');
+        }
+        print!("{out}");
+        Ok(())
+    };
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera token: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn keys(path: Option<PathBuf>, args: KeysArgs) -> ExitCode {
+    let run = || -> Result<(u16, String), String> {
+        let write = matches!(args.op, KeysOp::Create { .. } | KeysOp::Import { .. } | KeysOp::Revoke { .. });
+        let token = match &args.token {
+            Some(t) => t.clone(),
+            None => {
+                let cfg = load(path.clone()).map_err(|_| "cannot load configuration to mint a token".to_owned())?;
+                let scope = if write { "keys:write" } else { "keys:read" };
+                let targs = TokenArgs {
+                    tenant: args.tenant.clone(),
+                    kid: vec![],
+                    content_id: vec![],
+                    policy: None,
+                    scope: vec![scope.into()],
+                    ttl: 300,
+                    sub: Some("tessera-cli".into()),
+                    jti: None,
+                    max_uses: None,
+                    count: 1,
+                };
+                signer_for(&cfg, &args.tenant)?.sign(&token_claims(&cfg, &targs, crate::app::now_secs() as i64)?)?
+            }
+        };
+        let base = args.server.trim_end_matches('/');
+        let (method, url, body) = match &args.op {
+            KeysOp::Create { content_id, tracks, period, period_count } => {
+                let mut b = serde_json::json!({"content_id": content_id, "tracks": tracks});
+                if let Some(p) = period {
+                    b["period"] = (*p).into();
+                }
+                if let Some(c) = period_count {
+                    b["period_count"] = (*c).into();
+                }
+                ("POST", format!("{base}/v1/keys"), Some(b))
+            }
+            KeysOp::Import { content_id, keys } => {
+                let keys = keys
+                    .iter()
+                    .map(|k| {
+                        let (kid, key) = k.split_once('=').ok_or_else(|| format!("--key {k:?}: expected KID=BASE64"))?;
+                        Ok(serde_json::json!({"kid": kid, "key": key}))
+                    })
+                    .collect::<Result<Vec<_>, String>>()?;
+                ("POST", format!("{base}/v1/keys"), Some(serde_json::json!({"content_id": content_id, "keys": keys})))
+            }
+            KeysOp::Get { kid } => ("GET", format!("{base}/v1/keys/{kid}"), None),
+            KeysOp::List { content_id } => {
+                ("GET", format!("{base}/v1/keys?content_id={}", percent_encode(content_id)), None)
+            }
+            KeysOp::Revoke { kid } => ("POST", format!("{base}/v1/keys/{kid}/revoke"), None),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        rt.block_on(http_call(method, &url, &token, body))
+    };
+    match run() {
+        Ok((status, body)) => {
+            println!("{body}");
+            if (200..300).contains(&status) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Err(e) => {
+            eprintln!("tessera keys: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }
+        })
+        .collect()
+}
+
+async fn http_call(method: &str, url: &str, token: &str, body: Option<serde_json::Value>) -> Result<(u16, String), String> {
+    use http_body_util::{BodyExt, Full};
+    let https = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
+    let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
+    let req = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(body.map(|b| b.to_string()).unwrap_or_default().into()))
+        .map_err(|e| e.to_string())?;
+    let resp = client.request(req).await.map_err(|e| format!("{url}: {e}"))?;
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// Algorithms `tessera token` can mint with (for docs and errors).
+pub const MINTABLE: [Alg; 8] = [Alg::HS256, Alg::HS384, Alg::HS512, Alg::RS256, Alg::PS256, Alg::ES256, Alg::EdDSA, Alg::RS384];

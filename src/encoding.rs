@@ -1,0 +1,87 @@
+//! Base64 flavours used on the wire, with the strictness each protocol demands.
+//!
+//! W3C Encrypted Media Extensions §9.1.3 (ClearKey) and RFC 7515 §2 (JWS) both use base64url
+//! *without* padding. We are strict on input (no padding, no standard-alphabet characters, no
+//! non-zero trailing bits) so that one key id has exactly one accepted spelling, and exact on
+//! output. The key API accepts standard base64 with padding, as packagers send it.
+
+use base64::Engine;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+/// base64url, no padding; decoding rejects padding and non-canonical trailing bits.
+pub const B64URL: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(false),
+);
+
+/// Standard base64 with padding (RFC 4648 §4); decoding requires canonical padding.
+pub const B64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(true)
+        .with_decode_padding_mode(DecodePaddingMode::RequireCanonical)
+        .with_decode_allow_trailing_bits(false),
+);
+
+/// Decodes strict base64url (no padding).
+pub fn b64url_decode(input: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    B64URL.decode(input)
+}
+
+/// Encodes base64url without padding.
+pub fn b64url_encode(input: &[u8]) -> String {
+    B64URL.encode(input)
+}
+
+/// Decodes standard, padded base64.
+pub fn b64_decode(input: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    B64.decode(input)
+}
+
+/// Encodes standard, padded base64.
+pub fn b64_encode(input: &[u8]) -> String {
+    B64.encode(input)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn b64url_rejects_padding_and_standard_alphabet() {
+        assert_eq!(b64url_decode("AAECAw").unwrap(), vec![0, 1, 2, 3]);
+        assert!(b64url_decode("AAECAw==").is_err(), "padding must be refused");
+        assert!(b64url_decode("+/8").is_err(), "standard alphabet must be refused");
+        assert_eq!(b64url_decode("-_8").unwrap(), vec![0xfb, 0xff]);
+        // "AAECAx" decodes to the same bytes with a non-zero trailing bit: not canonical.
+        assert!(b64url_decode("AAECAx").is_err());
+    }
+
+    #[test]
+    fn b64_requires_canonical_padding() {
+        assert_eq!(b64_decode("AAECAw==").unwrap(), vec![0, 1, 2, 3]);
+        assert!(b64_decode("AAECAw").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn b64url_round_trips(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
+            let text = b64url_encode(&bytes);
+            prop_assert!(!text.contains('='));
+            prop_assert_eq!(b64url_decode(&text).unwrap(), bytes);
+        }
+
+        #[test]
+        fn b64url_has_one_spelling(text in "[A-Za-z0-9_-]{0,40}") {
+            // Whatever decodes must re-encode to the very same text.
+            if let Ok(bytes) = b64url_decode(&text) {
+                prop_assert_eq!(b64url_encode(&bytes), text);
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Routes: the public contract of `../shared/DESIGN.md` ("Users and their paths"). Key APIs
+//! are never reachable on the public listener; licences never on the internal one.
+
+use http::Method;
+
+/// Which listener a request arrived on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// Players: licences only, CORS.
+    Public,
+    /// Packagers and operators: key API, metrics, health.
+    Internal,
+}
+
+impl Listener {
+    /// Name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Listener::Public => "public",
+            Listener::Internal => "internal",
+        }
+    }
+}
+
+/// A routed endpoint; also the `endpoint` metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /clearkey/license`
+    ClearKeyLicense,
+    /// `GET /hls/key/{kid}`
+    HlsKey,
+    /// `OPTIONS` on a public path.
+    Preflight,
+    /// `POST /v1/keys`
+    KeysCreate,
+    /// `GET /v1/keys?content_id=`
+    KeysList,
+    /// `GET /v1/keys/{kid}`
+    KeysGet,
+    /// `POST /v1/keys/{kid}/revoke`
+    KeysRevoke,
+    /// `GET /metrics`
+    Metrics,
+    /// `GET /healthz`
+    Healthz,
+    /// `GET /readyz`
+    Readyz,
+    /// Anything else.
+    Unmatched,
+}
+
+impl Endpoint {
+    /// Every endpoint, in metric-index order.
+    pub const ALL: [Endpoint; 11] = [
+        Endpoint::ClearKeyLicense,
+        Endpoint::HlsKey,
+        Endpoint::Preflight,
+        Endpoint::KeysCreate,
+        Endpoint::KeysList,
+        Endpoint::KeysGet,
+        Endpoint::KeysRevoke,
+        Endpoint::Metrics,
+        Endpoint::Healthz,
+        Endpoint::Readyz,
+        Endpoint::Unmatched,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::ClearKeyLicense => "clearkey_license",
+            Endpoint::HlsKey => "hls_key",
+            Endpoint::Preflight => "cors_preflight",
+            Endpoint::KeysCreate => "keys_create",
+            Endpoint::KeysList => "keys_list",
+            Endpoint::KeysGet => "keys_get",
+            Endpoint::KeysRevoke => "keys_revoke",
+            Endpoint::Metrics => "metrics",
+            Endpoint::Healthz => "healthz",
+            Endpoint::Readyz => "readyz",
+            Endpoint::Unmatched => "unmatched",
+        }
+    }
+
+    /// Index into metric arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Result of routing: the endpoint, the path parameter if any, and whether the method fits.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Route<'p> {
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// `{kid}` when the path has one.
+    pub param: Option<&'p str>,
+    /// False when the path exists but not with this method (405).
+    pub method_ok: bool,
+}
+
+/// Routes a request.
+pub fn route<'p>(listener: Listener, method: &Method, path: &'p str) -> Route<'p> {
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (endpoint, param, allowed): (Endpoint, Option<&str>, &[Method]) = match (listener, segs.as_slice()) {
+        (Listener::Public, ["clearkey", "license"]) => (Endpoint::ClearKeyLicense, None, &[Method::POST]),
+        (Listener::Public, ["hls", "key", kid]) if !kid.is_empty() => (Endpoint::HlsKey, Some(*kid), &[Method::GET]),
+        (Listener::Internal, ["v1", "keys"]) => {
+            if method == Method::GET {
+                (Endpoint::KeysList, None, &[Method::GET])
+            } else {
+                (Endpoint::KeysCreate, None, &[Method::POST])
+            }
+        }
+        (Listener::Internal, ["v1", "keys", kid]) if !kid.is_empty() => (Endpoint::KeysGet, Some(*kid), &[Method::GET]),
+        (Listener::Internal, ["v1", "keys", kid, "revoke"]) if !kid.is_empty() => {
+            (Endpoint::KeysRevoke, Some(*kid), &[Method::POST])
+        }
+        (Listener::Internal, ["metrics"]) => (Endpoint::Metrics, None, &[Method::GET]),
+        (Listener::Internal, ["healthz"]) => (Endpoint::Healthz, None, &[Method::GET, Method::HEAD]),
+        (Listener::Internal, ["readyz"]) => (Endpoint::Readyz, None, &[Method::GET, Method::HEAD]),
+        _ => return Route { endpoint: Endpoint::Unmatched, param: None, method_ok: true },
+    };
+    if listener == Listener::Public && method == Method::OPTIONS {
+        return Route { endpoint: Endpoint::Preflight, param, method_ok: true };
+    }
+    Route { endpoint, param, method_ok: allowed.contains(method) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listeners_are_separate() {
+        let r = route(Listener::Public, &Method::POST, "/clearkey/license");
+        assert_eq!((r.endpoint, r.method_ok), (Endpoint::ClearKeyLicense, true));
+        assert_eq!(route(Listener::Public, &Method::GET, "/v1/keys").endpoint, Endpoint::Unmatched);
+        assert_eq!(route(Listener::Internal, &Method::POST, "/clearkey/license").endpoint, Endpoint::Unmatched);
+        assert_eq!(route(Listener::Public, &Method::GET, "/metrics").endpoint, Endpoint::Unmatched);
+        let r = route(Listener::Internal, &Method::POST, "/v1/keys/abc/revoke");
+        assert_eq!((r.endpoint, r.param), (Endpoint::KeysRevoke, Some("abc")));
+        assert!(!route(Listener::Public, &Method::GET, "/clearkey/license").method_ok);
+        assert_eq!(route(Listener::Public, &Method::OPTIONS, "/hls/key/x").endpoint, Endpoint::Preflight);
+        assert_eq!(route(Listener::Internal, &Method::GET, "/v1/keys").endpoint, Endpoint::KeysList);
+        assert!(!route(Listener::Internal, &Method::DELETE, "/v1/keys").method_ok);
+    }
+}

@@ -1,0 +1,190 @@
+//! Accept loops (STYLE G1/G2): `serve(listener, ..., shutdown)` accepts until `shutdown`
+//! resolves, then drains in-flight requests within the configured deadline.
+//!
+//! Per connection: a permit from the listener's connection limit (when none is free we stop
+//! accepting and the kernel backlog absorbs the burst), an HTTP/1.1 header-read timeout
+//! (slow-loris), optional TLS (rustls), `TCP_NODELAY`.
+
+use super::error::{self, ApiError, Error};
+use super::router::{Endpoint, Listener, route};
+use crate::app::App;
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+/// Per-request context handed to handlers.
+#[derive(Debug)]
+pub struct Ctx {
+    /// Request id (from a sane `x-request-id`, or generated).
+    pub request_id: String,
+    /// Client address.
+    pub client: SocketAddr,
+    /// Tenant index, once a token has been verified (drives per-tenant CORS).
+    pub tenant: Option<u32>,
+}
+
+static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn request_id(headers: &http::HeaderMap) -> String {
+    if let Some(v) = headers.get("x-request-id").and_then(|v| v.to_str().ok())
+        && !v.is_empty()
+        && v.len() <= 64
+        && v.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+    {
+        return v.to_owned();
+    }
+    // A per-process random prefix keeps ids unique across restarts and nodes; the counter
+    // keeps them cheap (no RNG call per request).
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let prefix = *PREFIX.get_or_init(|| crate::crypto::random_array::<4>().map_or(0, u32::from_be_bytes));
+    format!("{prefix:08x}{:08x}", REQUEST_SEQ.fetch_add(1, Ordering::Relaxed) as u32)
+}
+
+async fn handle(app: Arc<App>, listener: Listener, req: Request<Incoming>, client: SocketAddr) -> Response<Full<Bytes>> {
+    let start = Instant::now();
+    let mut ctx = Ctx { request_id: request_id(req.headers()), client, tenant: None };
+    let path = req.uri().path().to_owned();
+    let r = route(listener, req.method(), &path);
+    let endpoint = r.endpoint;
+    let span = tracing::debug_span!("request", request.id = %ctx.request_id, endpoint = endpoint.as_str(), client.addr = %client);
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let mut resp = async {
+        if !r.method_ok {
+            let mut resp = error::problem(&Error::MethodNotAllowed as &dyn ApiError);
+            *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            return resp;
+        }
+        let param = r.param.map(str::to_owned);
+        match endpoint {
+            Endpoint::ClearKeyLicense => crate::protocol::clearkey::handler::handle(&app, req, &mut ctx).await,
+            Endpoint::HlsKey => crate::protocol::hls::handler::handle(&app, req, param.as_deref().unwrap_or(""), &mut ctx).await,
+            Endpoint::Preflight => match app.cors.preflight(req.headers()) {
+                Some(h) => {
+                    let mut resp = Response::new(Full::new(Bytes::new()));
+                    *resp.status_mut() = StatusCode::NO_CONTENT;
+                    resp.headers_mut().extend(h);
+                    resp
+                }
+                None => error::problem(&Error::OriginNotAllowed as &dyn ApiError),
+            },
+            Endpoint::KeysCreate => crate::protocol::keyapi::handler::create(&app, req, &mut ctx).await,
+            Endpoint::KeysList => crate::protocol::keyapi::handler::list(&app, req, &mut ctx).await,
+            Endpoint::KeysGet => crate::protocol::keyapi::handler::get(&app, req, param.as_deref().unwrap_or(""), &mut ctx).await,
+            Endpoint::KeysRevoke => {
+                crate::protocol::keyapi::handler::revoke(&app, req, param.as_deref().unwrap_or(""), &mut ctx).await
+            }
+            Endpoint::Metrics => super::admin::metrics(&app, req.headers()),
+            Endpoint::Healthz => super::admin::healthz(),
+            Endpoint::Readyz => super::admin::readyz(&app).await,
+            Endpoint::Unmatched => error::problem(&Error::NotFound as &dyn ApiError),
+        }
+    }
+    .instrument(span)
+    .await;
+    if listener == Listener::Public && endpoint != Endpoint::Preflight {
+        app.cors.decorate(origin.as_ref(), ctx.tenant, resp.headers_mut());
+    }
+    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    // Licences and keys must never sit in a shared cache.
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    app.metrics.request(endpoint.index(), resp.status().as_u16(), start.elapsed().as_secs_f64());
+    resp
+}
+
+/// Builds a TLS acceptor from PEM files (HTTP/1.1 over TLS 1.2/1.3).
+pub fn tls_acceptor(cfg: &crate::config::TlsConfig) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cfg.cert_file)
+        .and_then(|it| it.collect())
+        .map_err(|e| format!("{}: {e}", cfg.cert_file.display()))?;
+    crate::config::secrets::read_secret_file(&cfg.key_file, false)?;
+    let key = PrivateKeyDer::from_pem_file(&cfg.key_file).map_err(|e| format!("{}: {e}", cfg.key_file.display()))?;
+    let mut sc = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("TLS certificate/key: {e}"))?;
+    sc.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(sc)))
+}
+
+/// Serves one listener until `shutdown` resolves, then drains.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    role: Listener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let limit = Arc::new(Semaphore::new(app.config.server.max_connections));
+    let header_timeout = Duration::from_millis(app.config.server.header_read_timeout_ms.max(1));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            () = &mut shutdown => break,
+        };
+        let (stream, client) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(listener = role.as_str(), error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app2 = app.clone();
+        let svc = hyper::service::service_fn(move |req| {
+            let app = app2.clone();
+            async move { Ok::<_, Infallible>(handle(app, role, req, client).await) }
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder.timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(true);
+        let watcher = graceful.watcher();
+        let metrics = app.metrics.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            metrics.connections.inc();
+            match tls {
+                None => {
+                    let _ = watcher.watch(builder.serve_connection(TokioIo::new(stream), svc)).await;
+                }
+                Some(acceptor) => {
+                    if let Ok(Ok(tls_stream)) = tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                        let _ = watcher.watch(builder.serve_connection(TokioIo::new(tls_stream), svc)).await;
+                    }
+                }
+            }
+            metrics.connections.dec();
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let drain = Duration::from_secs(app.config.server.drain_timeout_secs);
+    let open = graceful.count();
+    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        tracing::warn!(listener = role.as_str(), connections = open, "drain deadline passed; closing remaining connections");
+    } else {
+        tracing::info!(listener = role.as_str(), "drained");
+    }
+}

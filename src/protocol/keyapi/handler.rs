@@ -1,0 +1,231 @@
+//! Key API handlers. Creation is idempotent: generated keys get a KID derived from (tenant,
+//! content id, track, period), so a retry, or two nodes racing, converge on one key; an
+//! import of a KID that exists with the same key is a no-op, with another key a 409.
+
+use super::message::{self, Create, KeyView};
+use crate::app::{App, now_secs};
+use crate::auth::Scope;
+use crate::http::error::{self, ApiError};
+use crate::http::{Ctx, body};
+use crate::keyring::{ContentKey, KeyId, KeyMeta, KeyState};
+use crate::store::{self, KeyRecord};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+
+const PROTOCOL: &str = "keyapi";
+
+/// Key API errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Body cap or unreadable body.
+    #[error(transparent)]
+    Http(#[from] crate::http::error::Error),
+    /// Malformed request.
+    #[error(transparent)]
+    Request(#[from] message::Error),
+    /// A path or query parameter is invalid.
+    #[error("{0}")]
+    Param(String),
+    /// Token problems.
+    #[error("{0}")]
+    Auth(#[from] crate::auth::Error),
+    /// No such key in this tenant.
+    #[error("no such key")]
+    NotFound,
+    /// The KID exists with another content id or other key bytes.
+    #[error("key id {0} already exists with different content id or key")]
+    Conflict(KeyId),
+    /// Store or keyring failure.
+    #[error(transparent)]
+    App(#[from] crate::app::Error),
+}
+
+impl From<store::Error> for Error {
+    fn from(e: store::Error) -> Self {
+        match e {
+            store::Error::Conflict(kid) => Error::Conflict(kid),
+            other => Error::App(other.into()),
+        }
+    }
+}
+
+impl ApiError for Error {
+    fn status(&self) -> StatusCode {
+        match self {
+            Error::Http(e) => e.status(),
+            Error::Request(_) | Error::Param(_) => StatusCode::BAD_REQUEST,
+            Error::Auth(e) => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED),
+            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::App(crate::app::Error::Store(store::Error::Unavailable(_))) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::App(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            Error::Http(e) => e.code(),
+            Error::Request(_) | Error::Param(_) => "request_invalid",
+            Error::Auth(e) => e.code(),
+            Error::NotFound => "key_not_found",
+            Error::Conflict(_) => "key_conflict",
+            Error::App(crate::app::Error::Store(store::Error::Unavailable(_))) => "store_unavailable",
+            Error::App(_) => "internal",
+        }
+    }
+}
+
+fn respond(result: Result<Response<Full<Bytes>>, Error>) -> Response<Full<Bytes>> {
+    result.unwrap_or_else(|e| error::problem(&e as &dyn ApiError))
+}
+
+fn json(status: StatusCode, keys: &[KeyView]) -> Response<Full<Bytes>> {
+    error::with_status(status, "application/json", message::encode_keys(keys))
+}
+
+/// `POST /v1/keys`
+pub async fn create(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Response<Full<Bytes>> {
+    respond(create_inner(app, req, ctx).await)
+}
+
+async fn create_inner(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Result<Response<Full<Bytes>>, Error> {
+    let (parts, body) = req.into_parts();
+    let svc = app.authorize(&parts.headers, Scope::KeysWrite, ctx).await?;
+    let bytes = body::collect(&parts.headers, body, app.config.limits.max_api_body_bytes).await?;
+    let request = message::parse_create(&bytes, app.config.limits.max_kids_per_request)?;
+    let tenant_id = app.auth.tenant_id(svc.tenant).to_owned();
+    let now = now_secs();
+    let (content_id, records, source, imported) = match request {
+        Create::Generate { content_id, tracks, periods } => {
+            // Reuse what exists for (track, period); derive the KID of what does not.
+            let existing = app.timed("list_by_content", app.store.list_by_content(&tenant_id, &content_id)).await?;
+            let mut records = Vec::new();
+            for period in &periods {
+                for track in &tracks {
+                    if let Some(e) = existing.iter().find(|e| e.meta.track == Some(*track) && e.meta.period == *period) {
+                        records.push(e.clone());
+                        continue;
+                    }
+                    let meta = KeyMeta {
+                        kid: app.keyring.derive_kid(&tenant_id, &content_id, track.as_str(), *period),
+                        content_id: content_id.clone(),
+                        track: Some(*track),
+                        period: *period,
+                        created_at: now,
+                        state: KeyState::Active,
+                    };
+                    let key = ContentKey::generate().map_err(crate::app::Error::from)?;
+                    let sealed = app.keyring.seal(&tenant_id, &meta, &key).map_err(crate::app::Error::from)?;
+                    records.push(KeyRecord { meta, sealed });
+                }
+            }
+            (content_id, records, "generated", None)
+        }
+        Create::Import { content_id, keys } => {
+            let mut records = Vec::with_capacity(keys.len());
+            let mut given = Vec::with_capacity(keys.len());
+            for k in keys {
+                let meta = KeyMeta {
+                    kid: k.kid,
+                    content_id: content_id.clone(),
+                    track: k.track,
+                    period: k.period,
+                    created_at: now,
+                    state: KeyState::Active,
+                };
+                let sealed = app.keyring.seal(&tenant_id, &meta, &k.key).map_err(crate::app::Error::from)?;
+                records.push(KeyRecord { meta, sealed });
+                given.push(k.key);
+            }
+            (content_id, records, "imported", Some(given))
+        }
+    };
+    let inserted = app.timed("insert_keys", app.store.insert_keys(&tenant_id, records)).await?;
+    let mut views = Vec::with_capacity(inserted.len());
+    let mut created = 0u64;
+    for (i, ins) in inserted.into_iter().enumerate() {
+        created += u64::from(ins.created);
+        let cached = app.open_and_cache(svc.tenant, ins.record)?;
+        if let Some(given) = &imported
+            && !crate::crypto::ct_eq(given[i].expose(), cached.key.expose())
+        {
+            return Err(Error::Conflict(cached.meta.kid));
+        }
+        views.push(KeyView::new(&cached.meta, Some(&cached.key)));
+    }
+    app.metrics.keys_created.with_label_values(&[source]).inc_by(created);
+    let event = if source == "imported" { "key.import" } else { "key.create" };
+    app.audit(ctx, event, PROTOCOL, views.iter().map(|v| v.kid.clone()).collect(), Some(&content_id), svc.subject.as_deref(), None)
+        .await;
+    let status = if created > 0 { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(json(status, &views))
+}
+
+fn parse_kid(kid: &str) -> Result<KeyId, Error> {
+    KeyId::parse(kid).map_err(|e| Error::Param(format!("kid {kid:?}: {e}")))
+}
+
+/// `GET /v1/keys/{kid}`
+pub async fn get(app: &App, req: Request<Incoming>, kid: &str, ctx: &mut Ctx) -> Response<Full<Bytes>> {
+    respond(
+        async {
+            let svc = app.authorize(req.headers(), Scope::KeysRead, ctx).await?;
+            let kid = parse_kid(kid)?;
+            let found = app.lookup_keys(svc.tenant, &[kid]).await?;
+            let key = found.into_iter().next().and_then(|(_, k)| k).ok_or(Error::NotFound)?;
+            app.audit(ctx, "key.read", PROTOCOL, vec![kid.to_string()], Some(&key.meta.content_id), svc.subject.as_deref(), None)
+                .await;
+            Ok(json(StatusCode::OK, &[KeyView::new(&key.meta, Some(&key.key))]))
+        }
+        .await,
+    )
+}
+
+/// `GET /v1/keys?content_id=...`
+pub async fn list(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Response<Full<Bytes>> {
+    respond(
+        async {
+            let svc = app.authorize(req.headers(), Scope::KeysRead, ctx).await?;
+            let content_id = body::query_param(req.uri().query(), "content_id")
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| Error::Param("content_id query parameter is required".into()))?;
+            let tenant_id = app.auth.tenant_id(svc.tenant);
+            let records = app.timed("list_by_content", app.store.list_by_content(tenant_id, &content_id)).await?;
+            let mut views = Vec::with_capacity(records.len());
+            for rec in records {
+                let k = app.open_and_cache(svc.tenant, rec)?;
+                views.push(KeyView::new(&k.meta, Some(&k.key)));
+            }
+            if !views.is_empty() {
+                app.audit(ctx, "key.read", PROTOCOL, views.iter().map(|v| v.kid.clone()).collect(), Some(&content_id), svc.subject.as_deref(), None)
+                    .await;
+            }
+            Ok(json(StatusCode::OK, &views))
+        }
+        .await,
+    )
+}
+
+/// `POST /v1/keys/{kid}/revoke`
+pub async fn revoke(app: &App, req: Request<Incoming>, kid: &str, ctx: &mut Ctx) -> Response<Full<Bytes>> {
+    respond(
+        async {
+            let svc = app.authorize(req.headers(), Scope::KeysWrite, ctx).await?;
+            let kid = parse_kid(kid)?;
+            let tenant_id = app.auth.tenant_id(svc.tenant);
+            let rec = app
+                .timed("revoke", app.store.revoke(tenant_id, kid, now_secs()))
+                .await?
+                .ok_or(Error::NotFound)?;
+            // Local effect is immediate; other nodes drop it when they poll the change feed.
+            app.cache.invalidate(svc.tenant, &kid);
+            app.metrics.keys_revoked.inc();
+            app.audit(ctx, "key.revoke", PROTOCOL, vec![kid.to_string()], Some(&rec.meta.content_id), svc.subject.as_deref(), None)
+                .await;
+            Ok(json(StatusCode::OK, &[KeyView::new(&rec.meta, None)]))
+        }
+        .await,
+    )
+}

@@ -1,0 +1,10 @@
+//! Wire protocols, one folder each: a pure codec (no tokio, hyper, store or clock: STYLE P1)
+//! and a thin handler that does the I/O through [`crate::app::App`].
+
+pub mod clearkey;
+pub mod hls;
+pub mod keyapi;
+pub mod refusal;
+
+/// Protocol names used as metric labels and in audit records.
+pub const PROTOCOLS: [&str; 3] = ["clearkey", "hls", "keyapi"];

@@ -1,0 +1,109 @@
+//! Durable key storage: the [`KeyStore`] trait, its embedded backend, and the conformance
+//! suite every backend passes.
+//!
+//! The trait is shaped for the PostgreSQL backend that follows (`../shared/DESIGN.md`, "Keys and
+//! storage"): async, batched reads (`get_keys` takes many KIDs: one round trip), an
+//! idempotent insert keyed on `(tenant, kid)` so concurrent creators converge, and a change
+//! feed (`changes_since`) that nodes poll to drop revoked keys from their caches (NOTIFY does
+//! not reach standbys). The store only ever sees *sealed* key bytes.
+
+pub mod conformance;
+mod embedded;
+
+pub use embedded::EmbeddedStore;
+
+use crate::keyring::{KeyId, KeyMeta};
+use async_trait::async_trait;
+
+/// Errors of the store module.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The backend cannot be reached or failed an operation; the request may be retried.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A KID already exists for this tenant with a different content id.
+    #[error("key id {0} already exists for another content id")]
+    Conflict(KeyId),
+    /// A stored record could not be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for store operations.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A key as stored: metadata in clear, key bytes sealed by the keyring.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// Metadata (not secret).
+    pub meta: KeyMeta,
+    /// The sealed key (see `keyring::Keyring::seal`).
+    pub sealed: Vec<u8>,
+}
+
+/// Outcome of inserting one record.
+#[derive(Clone, Debug)]
+pub struct Inserted {
+    /// The record now stored: the new one, or the one that was already there.
+    pub record: KeyRecord,
+    /// False when the KID already existed (same content id) and nothing was written.
+    pub created: bool,
+}
+
+/// What happened to a key, as seen on the change feed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A key was created.
+    Created,
+    /// A key was revoked.
+    Revoked,
+}
+
+/// One entry of the change feed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Change {
+    /// Monotonic sequence number (the cursor for the next poll).
+    pub seq: u64,
+    /// Tenant of the key.
+    pub tenant: String,
+    /// The key.
+    pub kid: KeyId,
+    /// What happened.
+    pub kind: ChangeKind,
+}
+
+/// A key store backend. Every write returns only once it is durable.
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    /// Inserts records atomically (all or none). A KID that already exists for the tenant with
+    /// the same content id is left as it is and returned with `created: false`; one with a
+    /// different content id fails the whole batch with [`Error::Conflict`].
+    async fn insert_keys(&self, tenant: &str, records: Vec<KeyRecord>) -> Result<Vec<Inserted>>;
+
+    /// Fetches many keys in one round trip; the result is positional.
+    async fn get_keys(&self, tenant: &str, kids: &[KeyId]) -> Result<Vec<Option<KeyRecord>>>;
+
+    /// Every key of one content id, ordered by (period, track, kid).
+    async fn list_by_content(&self, tenant: &str, content_id: &str) -> Result<Vec<KeyRecord>>;
+
+    /// Marks a key revoked at `at` (idempotent: the first revocation time is kept). Returns
+    /// the updated record, or `None` if the key does not exist.
+    async fn revoke(&self, tenant: &str, kid: KeyId, at: u64) -> Result<Option<KeyRecord>>;
+
+    /// Changes with `seq > cursor`, oldest first, at most `limit`.
+    async fn changes_since(&self, cursor: u64, limit: usize) -> Result<Vec<Change>>;
+
+    /// The newest change's sequence number (0 when none): where a fresh node starts polling.
+    async fn change_cursor(&self) -> Result<u64>;
+
+    /// Reads a named metadata value (e.g. the master-key check record).
+    async fn meta_get(&self, name: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Stores a named metadata value unless one exists; returns the value now stored.
+    async fn meta_put_if_absent(&self, name: &str, value: Vec<u8>) -> Result<Vec<u8>>;
+
+    /// Cheap liveness probe for `/readyz`.
+    async fn ping(&self) -> Result<()>;
+}
