@@ -116,7 +116,14 @@ fn load_master_key(config: &Config) -> Result<MasterKey, Error> {
         let text = secrets::read_secret_file(&path, false).map_err(err)?;
         return MasterKey::parse(text.expose()).map_err(|e| err(e.to_string()));
     }
-    std::fs::create_dir_all(&s.data_dir).map_err(|e| err(format!("{}: {e}", s.data_dir.display())))?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&s.data_dir)
+            .map_err(|e| err(format!("{}: {e}", s.data_dir.display())))?;
+    }
     let key = MasterKey::generate().map_err(|e| err(e.to_string()))?;
     write_private(&path, key.to_hex().as_bytes()).map_err(|e| err(format!("{}: {e}", path.display())))?;
     tracing::warn!(path = %path.display(), "DEV MODE: generated a master key inside the data directory");

@@ -9,6 +9,7 @@ use super::{Change, ChangeKind, Error, Inserted, KeyRecord, KeyStore, Result};
 use crate::keyring::{KeyId, KeyMeta};
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -59,7 +60,17 @@ impl std::fmt::Debug for EmbeddedStore {
 impl EmbeddedStore {
     /// Opens (or creates) `dir/tessera.redb`. Fails if another process holds it.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(unavailable)?;
+        // The directory holds sealed keys and, in dev mode, the master key: owner-only.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(unavailable)?;
+        if let Ok(meta) = std::fs::metadata(dir)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(data_dir = %dir.display(), "data directory is accessible to other users; chmod 700 it");
+        }
         let db = Database::create(dir.join("tessera.redb")).map_err(unavailable)?;
         let tx = db.begin_write().map_err(unavailable)?;
         {
