@@ -89,20 +89,29 @@ pub struct App {
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App").field("tenants", &self.config.tenants.len()).finish_non_exhaustive()
+        f.debug_struct("App")
+            .field("tenants", &self.config.tenants.len())
+            .finish_non_exhaustive()
     }
 }
 
 /// Unix seconds now.
 pub fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn load_master_key(config: &Config) -> Result<MasterKey, Error> {
     let s = &config.storage;
     let err = |m: String| Error::Startup(m);
-    if let Some(secret) = secrets::resolve("storage.master_key", s.master_key.as_ref(), s.master_key_file.as_deref(), false)
-        .map_err(err)?
+    if let Some(secret) = secrets::resolve(
+        "storage.master_key",
+        s.master_key.as_ref(),
+        s.master_key_file.as_deref(),
+        false,
+    )
+    .map_err(err)?
     {
         return MasterKey::parse(secret.expose()).map_err(|e| err(e.to_string()));
     }
@@ -125,7 +134,8 @@ fn load_master_key(config: &Config) -> Result<MasterKey, Error> {
             .map_err(|e| err(format!("{}: {e}", s.data_dir.display())))?;
     }
     let key = MasterKey::generate().map_err(|e| err(e.to_string()))?;
-    write_private(&path, key.to_hex().as_bytes()).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    write_private(&path, key.to_hex().as_bytes())
+        .map_err(|e| err(format!("{}: {e}", path.display())))?;
     tracing::warn!(path = %path.display(), "DEV MODE: generated a master key inside the data directory");
     Ok(key)
 }
@@ -133,7 +143,11 @@ fn load_master_key(config: &Config) -> Result<MasterKey, Error> {
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }
@@ -142,27 +156,41 @@ impl App {
     /// Opens the configured store and builds the app.
     pub async fn build(config: Config) -> Result<Arc<Self>, Error> {
         let store = EmbeddedStore::open(&config.storage.data_dir).map_err(|e| {
-            Error::Startup(format!("cannot open data directory {}: {e}", config.storage.data_dir.display()))
+            Error::Startup(format!(
+                "cannot open data directory {}: {e}",
+                config.storage.data_dir.display()
+            ))
         })?;
         Self::build_with_store(config, Arc::new(store)).await
     }
 
     /// Builds the app over a given store (tests inject failing stores here).
-    pub async fn build_with_store(config: Config, store: Arc<dyn KeyStore>) -> Result<Arc<Self>, Error> {
+    pub async fn build_with_store(
+        config: Config,
+        store: Arc<dyn KeyStore>,
+    ) -> Result<Arc<Self>, Error> {
         let master = load_master_key(&config)?;
         let keyring = Keyring::new(master);
         // Prove the master key is the one this store was sealed with, before serving a byte.
         match store.meta_get(MASTER_CHECK).await? {
             Some(record) => keyring.verify_check_record(&record).map_err(|e| {
-                Error::Startup(format!("{e}: refusing to start (check storage.master_key_file / TESSERA_MASTER_KEY)"))
+                Error::Startup(format!(
+                    "{e}: refusing to start (check storage.master_key_file / TESSERA_MASTER_KEY)"
+                ))
             })?,
             None => {
-                let record = keyring.check_record().map_err(|e| Error::Startup(e.to_string()))?;
+                let record = keyring
+                    .check_record()
+                    .map_err(|e| Error::Startup(e.to_string()))?;
                 let stored = store.meta_put_if_absent(MASTER_CHECK, record).await?;
-                keyring.verify_check_record(&stored).map_err(|e| Error::Startup(e.to_string()))?;
+                keyring
+                    .verify_check_record(&stored)
+                    .map_err(|e| Error::Startup(e.to_string()))?;
             }
         }
-        let replay = Arc::new(auth::replay::InMemoryReplayGuard::new(config.limits.replay_cache_capacity));
+        let replay = Arc::new(auth::replay::InMemoryReplayGuard::new(
+            config.limits.replay_cache_capacity,
+        ));
         let auth = Authenticator::from_config(&config, replay).map_err(Error::Startup)?;
         let metrics = Arc::new(Metrics::new(
             &crate::http::router::Endpoint::ALL.map(|e| e.as_str()),
@@ -185,7 +213,13 @@ impl App {
             false,
         )
         .map_err(Error::Startup)?;
-        let cors = Cors::new(&config.tenants.iter().map(|t| t.cors_allowed_origins.clone()).collect::<Vec<_>>());
+        let cors = Cors::new(
+            &config
+                .tenants
+                .iter()
+                .map(|t| t.cors_allowed_origins.clone())
+                .collect::<Vec<_>>(),
+        );
         let (phase, _) = watch::channel(Phase::Starting);
         Ok(Arc::new(Self {
             cache: KeyCache::new(config.storage.key_cache_capacity),
@@ -203,10 +237,17 @@ impl App {
     }
 
     /// Times a store operation into `tessera_store_operation_duration_seconds{op}`.
-    pub async fn timed<T>(&self, op: &'static str, fut: impl Future<Output = store::Result<T>>) -> store::Result<T> {
+    pub async fn timed<T>(
+        &self,
+        op: &'static str,
+        fut: impl Future<Output = store::Result<T>>,
+    ) -> store::Result<T> {
         let start = Instant::now();
         let r = fut.await;
-        self.metrics.store_latency.with_label_values(&[op]).observe(start.elapsed().as_secs_f64());
+        self.metrics
+            .store_latency
+            .with_label_values(&[op])
+            .observe(start.elapsed().as_secs_f64());
         if r.is_err() {
             self.metrics.store_errors.with_label_values(&[op]).inc();
         }
@@ -215,7 +256,11 @@ impl App {
 
     /// Looks keys up for a tenant: cache first, then one batched store read for the misses,
     /// opened and cached. Positional; `None` for KIDs the tenant does not have.
-    pub async fn lookup_keys(&self, tenant: u32, kids: &[KeyId]) -> Result<Vec<(KeyId, Option<Arc<CachedKey>>)>, Error> {
+    pub async fn lookup_keys(
+        &self,
+        tenant: u32,
+        kids: &[KeyId],
+    ) -> Result<Vec<(KeyId, Option<Arc<CachedKey>>)>, Error> {
         let mut out = Vec::with_capacity(kids.len());
         let mut missing = Vec::new();
         for (i, kid) in kids.iter().enumerate() {
@@ -225,14 +270,18 @@ impl App {
             }
             out.push((*kid, hit));
         }
-        self.metrics.cache_hits.inc_by((kids.len() - missing.len()) as u64);
+        self.metrics
+            .cache_hits
+            .inc_by((kids.len() - missing.len()) as u64);
         if missing.is_empty() {
             return Ok(out);
         }
         self.metrics.cache_misses.inc_by(missing.len() as u64);
         let tenant_id = self.auth.tenant_id(tenant);
         let miss_kids: Vec<KeyId> = missing.iter().map(|&i| kids[i]).collect();
-        let records = self.timed("get_keys", self.store.get_keys(tenant_id, &miss_kids)).await?;
+        let records = self
+            .timed("get_keys", self.store.get_keys(tenant_id, &miss_kids))
+            .await?;
         for (&i, rec) in missing.iter().zip(records) {
             if let Some(rec) = rec {
                 out[i].1 = Some(self.open_and_cache(tenant, rec)?);
@@ -242,18 +291,29 @@ impl App {
     }
 
     /// Opens a stored record and caches it.
-    pub fn open_and_cache(&self, tenant: u32, rec: store::KeyRecord) -> Result<Arc<CachedKey>, Error> {
+    pub fn open_and_cache(
+        &self,
+        tenant: u32,
+        rec: store::KeyRecord,
+    ) -> Result<Arc<CachedKey>, Error> {
         let key = self
             .keyring
             .open(self.auth.tenant_id(tenant), &rec.meta, &rec.sealed)
             .map_err(|_| Error::Unseal(rec.meta.kid))?;
-        let cached = Arc::new(CachedKey { meta: rec.meta, key });
+        let cached = Arc::new(CachedKey {
+            meta: rec.meta,
+            key,
+        });
         self.cache.insert(tenant, cached.clone());
         Ok(cached)
     }
 
     /// Verifies a player token and resolves its entitlement; sets `ctx.tenant`.
-    pub async fn entitle(&self, token: Option<&str>, ctx: &mut Ctx) -> Result<Entitlement, auth::Error> {
+    pub async fn entitle(
+        &self,
+        token: Option<&str>,
+        ctx: &mut Ctx,
+    ) -> Result<Entitlement, auth::Error> {
         let now = now_secs();
         let result = async {
             let token = token.ok_or(auth::Error::Missing)?;
@@ -269,7 +329,12 @@ impl App {
     }
 
     /// Verifies a service token from `Authorization` and checks `scope`; sets `ctx.tenant`.
-    pub async fn authorize(&self, headers: &http::HeaderMap, scope: Scope, ctx: &mut Ctx) -> Result<Service, auth::Error> {
+    pub async fn authorize(
+        &self,
+        headers: &http::HeaderMap,
+        scope: Scope,
+        ctx: &mut Ctx,
+    ) -> Result<Service, auth::Error> {
         let now = now_secs();
         let result = async {
             let token = crate::http::body::bearer(headers).ok_or(auth::Error::Missing)?;
@@ -289,7 +354,9 @@ impl App {
     /// revocation could re-cache the old state) and one JWKS refresher per source. They stop
     /// when the phase becomes `Draining`.
     pub async fn start_background(self: &Arc<Self>) -> Result<(), Error> {
-        let cursor = self.timed("change_cursor", self.store.change_cursor()).await?;
+        let cursor = self
+            .timed("change_cursor", self.store.change_cursor())
+            .await?;
         let app = self.clone();
         let mut phase = self.phase.subscribe();
         tokio::spawn(async move {
@@ -316,7 +383,11 @@ impl App {
                         tracing::warn!(jwks.url = %source.url, error = %e, "JWKS refresh failed; keeping the previous keys");
                     }
                     // Retry sooner while no key set has ever loaded.
-                    let wait = if source.is_loaded() { source.refresh } else { Duration::from_secs(2) };
+                    let wait = if source.is_loaded() {
+                        source.refresh
+                    } else {
+                        Duration::from_secs(2)
+                    };
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
                         _ = phase.wait_for(|p| *p == Phase::Draining) => return,
@@ -330,7 +401,10 @@ impl App {
     /// One poll of the change feed; returns the new cursor.
     pub async fn poll_changes(&self, mut cursor: u64) -> u64 {
         loop {
-            match self.timed("changes_since", self.store.changes_since(cursor, 1000)).await {
+            match self
+                .timed("changes_since", self.store.changes_since(cursor, 1000))
+                .await
+            {
                 Ok(changes) => {
                     let n = changes.len();
                     for c in changes {
@@ -354,27 +428,18 @@ impl App {
     }
 
     /// Writes an audit record for keys leaving or changing.
-    pub async fn audit(
-        &self,
-        ctx: &Ctx,
-        event: &'static str,
-        protocol: &'static str,
-        kids: Vec<String>,
-        content_id: Option<&str>,
-        subject: Option<&str>,
-        token_id: Option<&str>,
-    ) {
+    pub async fn audit(&self, ctx: &Ctx, e: audit::Event<'_>) {
         let tenant = ctx.tenant.map_or("", |t| self.auth.tenant_id(t));
         self.audit
             .record(audit::Record {
                 ts_ms: audit::now_ms(),
-                event,
+                event: e.event,
                 tenant,
-                protocol,
-                kids,
-                content_id,
-                subject,
-                token_id,
+                protocol: e.protocol,
+                kids: e.kids,
+                content_id: e.content_id,
+                subject: e.subject,
+                token_id: e.token_id,
                 request_id: &ctx.request_id,
                 client: ctx.client.to_string(),
             })

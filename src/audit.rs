@@ -41,6 +41,23 @@ pub struct Record<'a> {
     pub client: String,
 }
 
+/// What a handler reports; [`crate::app::App::audit`] adds who, where and when.
+#[derive(Debug)]
+pub struct Event<'a> {
+    /// `key.release`, `key.create`, `key.import`, `key.revoke`, `key.read`.
+    pub event: &'static str,
+    /// Protocol (`clearkey`, `hls`, `keyapi`).
+    pub protocol: &'static str,
+    /// KIDs concerned, canonical form.
+    pub kids: Vec<String>,
+    /// Content id, when one applies.
+    pub content_id: Option<&'a str>,
+    /// Token `sub`.
+    pub subject: Option<&'a str>,
+    /// Token `jti`.
+    pub token_id: Option<&'a str>,
+}
+
 /// Handle for emitting audit records.
 #[derive(Clone, Debug)]
 pub struct Audit {
@@ -51,7 +68,10 @@ pub struct Audit {
 impl Audit {
     /// An audit handle that records nothing (audit disabled).
     pub fn disabled() -> Self {
-        Self { tx: None, metrics: None }
+        Self {
+            tx: None,
+            metrics: None,
+        }
     }
 
     /// Opens `path` (append, mode 0600; `-` = stdout) and starts the writer task.
@@ -71,7 +91,13 @@ impl Audit {
         };
         let (tx, rx) = mpsc::channel(16 * 1024);
         let task = tokio::spawn(writer(sink, rx, metrics.clone(), path.to_owned()));
-        Ok((Self { tx: Some(tx), metrics: Some(metrics) }, task))
+        Ok((
+            Self {
+                tx: Some(tx),
+                metrics: Some(metrics),
+            },
+            task,
+        ))
     }
 
     /// Records one event; waits if the writer is behind.

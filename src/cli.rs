@@ -260,7 +260,9 @@ fn serve(path: Option<PathBuf>, args: ServeArgs) -> ExitCode {
 
 /// Builds the claims `tessera token` signs.
 pub fn token_claims(cfg: &Config, args: &TokenArgs, now: i64) -> Result<serde_json::Value, String> {
-    let tenant = cfg.tenant(&args.tenant).ok_or_else(|| format!("no tenant {:?} in the configuration", args.tenant))?;
+    let tenant = cfg
+        .tenant(&args.tenant)
+        .ok_or_else(|| format!("no tenant {:?} in the configuration", args.tenant))?;
     let mut claims = serde_json::json!({
         "iss": tenant.issuers.first().ok_or("tenant has no issuer")?,
         "iat": now,
@@ -285,13 +287,21 @@ pub fn token_claims(cfg: &Config, args: &TokenArgs, now: i64) -> Result<serde_js
     if !args.scope.is_empty() {
         claims["scope"] = args.scope.join(" ").into();
     }
-    if !args.kid.is_empty() || !args.content_id.is_empty() || args.policy.is_some() || args.max_uses.is_some() {
+    if !args.kid.is_empty()
+        || !args.content_id.is_empty()
+        || args.policy.is_some()
+        || args.max_uses.is_some()
+    {
         let mut ent = serde_json::json!({});
         if !args.kid.is_empty() {
             let kids = args
                 .kid
                 .iter()
-                .map(|k| crate::keyring::KeyId::parse(k).map(|k| k.to_string()).map_err(|e| format!("--kid {k}: {e}")))
+                .map(|k| {
+                    crate::keyring::KeyId::parse(k)
+                        .map(|k| k.to_string())
+                        .map_err(|e| format!("--kid {k}: {e}"))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             ent["kids"] = kids.into();
         }
@@ -317,8 +327,13 @@ pub fn token_claims(cfg: &Config, args: &TokenArgs, now: i64) -> Result<serde_js
 }
 
 fn signer_for(cfg: &Config, tenant: &str) -> Result<Signer, String> {
-    let t = cfg.tenant(tenant).ok_or_else(|| format!("no tenant {tenant:?} in the configuration"))?;
-    let sk = t.signing_key.as_ref().ok_or_else(|| format!("tenant {tenant:?} has no signing_key configured"))?;
+    let t = cfg
+        .tenant(tenant)
+        .ok_or_else(|| format!("no tenant {tenant:?} in the configuration"))?;
+    let sk = t
+        .signing_key
+        .as_ref()
+        .ok_or_else(|| format!("tenant {tenant:?} has no signing_key configured"))?;
     Signer::from_config(sk, cfg.dev_mode)
 }
 
@@ -353,11 +368,15 @@ fn token(path: Option<PathBuf>, args: TokenArgs) -> ExitCode {
 
 fn keys(path: Option<PathBuf>, args: KeysArgs) -> ExitCode {
     let run = || -> Result<(u16, String), String> {
-        let write = matches!(args.op, KeysOp::Create { .. } | KeysOp::Import { .. } | KeysOp::Revoke { .. });
+        let write = matches!(
+            args.op,
+            KeysOp::Create { .. } | KeysOp::Import { .. } | KeysOp::Revoke { .. }
+        );
         let token = match &args.token {
             Some(t) => t.clone(),
             None => {
-                let cfg = load(path.clone()).map_err(|_| "cannot load configuration to mint a token".to_owned())?;
+                let cfg = load(path.clone())
+                    .map_err(|_| "cannot load configuration to mint a token".to_owned())?;
                 let scope = if write { "keys:write" } else { "keys:read" };
                 let targs = TokenArgs {
                     tenant: args.tenant.clone(),
@@ -371,12 +390,21 @@ fn keys(path: Option<PathBuf>, args: KeysArgs) -> ExitCode {
                     max_uses: None,
                     count: 1,
                 };
-                signer_for(&cfg, &args.tenant)?.sign(&token_claims(&cfg, &targs, crate::app::now_secs() as i64)?)?
+                signer_for(&cfg, &args.tenant)?.sign(&token_claims(
+                    &cfg,
+                    &targs,
+                    crate::app::now_secs() as i64,
+                )?)?
             }
         };
         let base = args.server.trim_end_matches('/');
         let (method, url, body) = match &args.op {
-            KeysOp::Create { content_id, tracks, period, period_count } => {
+            KeysOp::Create {
+                content_id,
+                tracks,
+                period,
+                period_count,
+            } => {
                 let mut b = serde_json::json!({"content_id": content_id, "tracks": tracks});
                 if let Some(p) = period {
                     b["period"] = (*p).into();
@@ -390,25 +418,40 @@ fn keys(path: Option<PathBuf>, args: KeysArgs) -> ExitCode {
                 let keys = keys
                     .iter()
                     .map(|k| {
-                        let (kid, key) = k.split_once('=').ok_or_else(|| format!("--key {k:?}: expected KID=BASE64"))?;
+                        let (kid, key) = k
+                            .split_once('=')
+                            .ok_or_else(|| format!("--key {k:?}: expected KID=BASE64"))?;
                         Ok(serde_json::json!({"kid": kid, "key": key}))
                     })
                     .collect::<Result<Vec<_>, String>>()?;
-                ("POST", format!("{base}/v1/keys"), Some(serde_json::json!({"content_id": content_id, "keys": keys})))
+                (
+                    "POST",
+                    format!("{base}/v1/keys"),
+                    Some(serde_json::json!({"content_id": content_id, "keys": keys})),
+                )
             }
             KeysOp::Get { kid } => ("GET", format!("{base}/v1/keys/{kid}"), None),
-            KeysOp::List { content_id } => {
-                ("GET", format!("{base}/v1/keys?content_id={}", percent_encode(content_id)), None)
-            }
+            KeysOp::List { content_id } => (
+                "GET",
+                format!("{base}/v1/keys?content_id={}", percent_encode(content_id)),
+                None,
+            ),
             KeysOp::Revoke { kid } => ("POST", format!("{base}/v1/keys/{kid}/revoke"), None),
         };
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
         rt.block_on(http_call(method, &url, &token, body))
     };
     match run() {
         Ok((status, body)) => {
             println!("{body}");
-            if (200..300).contains(&status) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            if (200..300).contains(&status) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(e) => {
             eprintln!("tessera keys: {e}");
@@ -420,28 +463,61 @@ fn keys(path: Option<PathBuf>, args: KeysArgs) -> ExitCode {
 fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
         })
         .collect()
 }
 
-async fn http_call(method: &str, url: &str, token: &str, body: Option<serde_json::Value>) -> Result<(u16, String), String> {
+async fn http_call(
+    method: &str,
+    url: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> Result<(u16, String), String> {
     use http_body_util::{BodyExt, Full};
-    let https = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .build();
     let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(https);
     let req = http::Request::builder()
         .method(method)
         .uri(url)
         .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
         .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(body.map(|b| b.to_string()).unwrap_or_default().into()))
+        .body(Full::new(
+            body.map(|b| b.to_string()).unwrap_or_default().into(),
+        ))
         .map_err(|e| e.to_string())?;
-    let resp = client.request(req).await.map_err(|e| format!("{url}: {e}"))?;
+    let resp = client
+        .request(req)
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
     let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
     Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// Algorithms `tessera token` can mint with (for docs and errors).
-pub const MINTABLE: [Alg; 8] = [Alg::HS256, Alg::HS384, Alg::HS512, Alg::RS256, Alg::PS256, Alg::ES256, Alg::EdDSA, Alg::RS384];
+pub const MINTABLE: [Alg; 8] = [
+    Alg::HS256,
+    Alg::HS384,
+    Alg::HS512,
+    Alg::RS256,
+    Alg::PS256,
+    Alg::ES256,
+    Alg::EdDSA,
+    Alg::RS384,
+];

@@ -55,8 +55,14 @@ mod tests {
     #[test]
     fn b64url_rejects_padding_and_standard_alphabet() {
         assert_eq!(b64url_decode("AAECAw").unwrap(), vec![0, 1, 2, 3]);
-        assert!(b64url_decode("AAECAw==").is_err(), "padding must be refused");
-        assert!(b64url_decode("+/8").is_err(), "standard alphabet must be refused");
+        assert!(
+            b64url_decode("AAECAw==").is_err(),
+            "padding must be refused"
+        );
+        assert!(
+            b64url_decode("+/8").is_err(),
+            "standard alphabet must be refused"
+        );
         assert_eq!(b64url_decode("-_8").unwrap(), vec![0xfb, 0xff]);
         // "AAECAx" decodes to the same bytes with a non-zero trailing bit: not canonical.
         assert!(b64url_decode("AAECAx").is_err());

@@ -28,12 +28,22 @@ pub struct Running {
 pub async fn start(app: Arc<App>) -> Result<Running, String> {
     let cfg = &app.config.server;
     let bind = |addr: SocketAddr| async move {
-        TcpListener::bind(addr).await.map_err(|e| format!("cannot bind {addr}: {e}"))
+        TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot bind {addr}: {e}"))
     };
     let public = bind(cfg.public_addr).await?;
     let internal = bind(cfg.internal_addr).await?;
-    let public_tls = cfg.public_tls.as_ref().map(crate::http::tls_acceptor).transpose()?;
-    let internal_tls = cfg.internal_tls.as_ref().map(crate::http::tls_acceptor).transpose()?;
+    let public_tls = cfg
+        .public_tls
+        .as_ref()
+        .map(crate::http::tls_acceptor)
+        .transpose()?;
+    let internal_tls = cfg
+        .internal_tls
+        .as_ref()
+        .map(crate::http::tls_acceptor)
+        .transpose()?;
     let public_addr = public.local_addr().map_err(|e| e.to_string())?;
     let internal_addr = internal.local_addr().map_err(|e| e.to_string())?;
     app.start_background().await.map_err(|e| e.to_string())?;
@@ -42,11 +52,29 @@ pub async fn start(app: Arc<App>) -> Result<Running, String> {
         let _ = rx.wait_for(|s| *s).await;
     };
     let tasks = vec![
-        tokio::spawn(crate::http::serve(public, public_tls, Listener::Public, app.clone(), until(rx.clone()))),
-        tokio::spawn(crate::http::serve(internal, internal_tls, Listener::Internal, app.clone(), until(rx))),
+        tokio::spawn(crate::http::serve(
+            public,
+            public_tls,
+            Listener::Public,
+            app.clone(),
+            until(rx.clone()),
+        )),
+        tokio::spawn(crate::http::serve(
+            internal,
+            internal_tls,
+            Listener::Internal,
+            app.clone(),
+            until(rx),
+        )),
     ];
     app.phase.send_replace(Phase::Serving);
-    Ok(Running { public_addr, internal_addr, app, stop, tasks })
+    Ok(Running {
+        public_addr,
+        internal_addr,
+        app,
+        stop,
+        tasks,
+    })
 }
 
 impl Running {

@@ -14,7 +14,10 @@ use std::borrow::Cow;
 
 /// JWS algorithms Tessera verifies (RFC 7518 §3.1, RFC 8037 §3.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[expect(missing_docs, reason = "the variant names are the registered JWS names")]
+#[expect(
+    missing_docs,
+    reason = "the variant names are the registered JWS names"
+)]
 pub enum Alg {
     HS256,
     HS384,
@@ -101,12 +104,14 @@ pub fn split(token: &str, max_len: usize) -> Result<Unverified<'_>, Error> {
         return Err(Error::TooLarge);
     }
     let mut parts = token.splitn(4, '.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(Error::Malformed("not three dot-separated parts"));
     };
     let header_bytes = b64url_decode(h).map_err(|_| Error::Malformed("header is not base64url"))?;
-    let header: RawHeader<'_> =
-        serde_json::from_slice(&header_bytes).map_err(|_| Error::Malformed("header is not a JWS header"))?;
+    let header: RawHeader<'_> = serde_json::from_slice(&header_bytes)
+        .map_err(|_| Error::Malformed("header is not a JWS header"))?;
     if header.crit.is_some() {
         return Err(Error::Malformed("crit header parameters are not supported"));
     }
@@ -114,7 +119,13 @@ pub fn split(token: &str, max_len: usize) -> Result<Unverified<'_>, Error> {
     let kid = header.kid.map(Cow::into_owned);
     let payload = b64url_decode(p).map_err(|_| Error::Malformed("payload is not base64url"))?;
     let signature = b64url_decode(s).map_err(|_| Error::Malformed("signature is not base64url"))?;
-    Ok(Unverified { alg, kid, payload, signing_input: &token.as_bytes()[..h.len() + 1 + p.len()], signature })
+    Ok(Unverified {
+        alg,
+        kid,
+        payload,
+        signing_input: &token.as_bytes()[..h.len() + 1 + p.len()],
+        signature,
+    })
 }
 
 #[cfg(test)]
@@ -123,22 +134,49 @@ mod tests {
     use crate::encoding::b64url_encode;
 
     fn tok(header: &str, payload: &str) -> String {
-        format!("{}.{}.c2ln", b64url_encode(header.as_bytes()), b64url_encode(payload.as_bytes()))
+        format!(
+            "{}.{}.c2ln",
+            b64url_encode(header.as_bytes()),
+            b64url_encode(payload.as_bytes())
+        )
     }
 
     #[test]
     fn refusals() {
-        assert!(matches!(split(&tok(r#"{"alg":"none"}"#, "{}"), 9999), Err(Error::AlgNone)));
-        assert!(matches!(split(&tok(r#"{"alg":"NONE"}"#, "{}"), 9999), Err(Error::AlgNone)));
-        assert!(matches!(split(&tok(r#"{"alg":"HS1"}"#, "{}"), 9999), Err(Error::AlgUnsupported)));
-        assert!(matches!(split(&tok(r#"{"alg":"HS256","crit":["b64"]}"#, "{}"), 9999), Err(Error::Malformed(_))));
-        assert!(matches!(split(&tok(r#"{"alg":"HS256"}"#, "{}"), 10), Err(Error::TooLarge)));
+        assert!(matches!(
+            split(&tok(r#"{"alg":"none"}"#, "{}"), 9999),
+            Err(Error::AlgNone)
+        ));
+        assert!(matches!(
+            split(&tok(r#"{"alg":"NONE"}"#, "{}"), 9999),
+            Err(Error::AlgNone)
+        ));
+        assert!(matches!(
+            split(&tok(r#"{"alg":"HS1"}"#, "{}"), 9999),
+            Err(Error::AlgUnsupported)
+        ));
+        assert!(matches!(
+            split(&tok(r#"{"alg":"HS256","crit":["b64"]}"#, "{}"), 9999),
+            Err(Error::Malformed(_))
+        ));
+        assert!(matches!(
+            split(&tok(r#"{"alg":"HS256"}"#, "{}"), 10),
+            Err(Error::TooLarge)
+        ));
         assert!(matches!(split("a.b", 9999), Err(Error::Malformed(_))));
         assert!(matches!(split("a.b.c.d", 9999), Err(Error::Malformed(_))));
         let padded = format!("{}=", tok(r#"{"alg":"HS256"}"#, "{}"));
         assert!(matches!(split(&padded, 9999), Err(Error::Malformed(_))));
         let token = tok(r#"{"alg":"HS256","kid":"k1"}"#, "{}");
         let ok = split(&token, 9999).unwrap();
-        assert_eq!((ok.alg, ok.kid.as_deref(), &ok.payload[..], &ok.signature[..]), (Alg::HS256, Some("k1"), &b"{}"[..], &b"sig"[..]));
+        assert_eq!(
+            (
+                ok.alg,
+                ok.kid.as_deref(),
+                &ok.payload[..],
+                &ok.signature[..]
+            ),
+            (Alg::HS256, Some("k1"), &b"{}"[..], &b"sig"[..])
+        );
     }
 }

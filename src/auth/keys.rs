@@ -85,14 +85,27 @@ pub struct VerificationKey {
 
 impl VerificationKey {
     /// Builds a key, checking that every pinned algorithm fits the material.
-    pub fn new(kid: Option<String>, algs: Vec<Alg>, purpose: KeyPurpose, material: Material) -> Result<Self, String> {
+    pub fn new(
+        kid: Option<String>,
+        algs: Vec<Alg>,
+        purpose: KeyPurpose,
+        material: Material,
+    ) -> Result<Self, String> {
         if algs.is_empty() {
             return Err("algorithms must list at least one algorithm".into());
         }
         if let Some(bad) = algs.iter().find(|a| !material.fits(**a)) {
-            return Err(format!("algorithm {} does not fit a {material:?} key", bad.name()));
+            return Err(format!(
+                "algorithm {} does not fit a {material:?} key",
+                bad.name()
+            ));
         }
-        Ok(Self { kid, algs, purpose, material })
+        Ok(Self {
+            kid,
+            algs,
+            purpose,
+            material,
+        })
     }
 
     /// Verifies `signature` over `msg` with `alg`, which must be pinned to this key.
@@ -102,7 +115,9 @@ impl VerificationKey {
         }
         use Alg::*;
         let public = |a: &'static dyn sig::VerificationAlgorithm, key: &[u8]| {
-            sig::UnparsedPublicKey::new(a, key).verify(msg, signature).is_ok()
+            sig::UnparsedPublicKey::new(a, key)
+                .verify(msg, signature)
+                .is_ok()
         };
         let rsa_alg: Option<&'static sig::RsaParameters> = match alg {
             RS256 => Some(&sig::RSA_PKCS1_2048_8192_SHA256),
@@ -114,10 +129,15 @@ impl VerificationKey {
             _ => None,
         };
         match (&self.material, alg) {
-            (Material::Hmac(keys), _) => keys.iter().any(|(a, k)| *a == alg && k.verify(msg, signature)),
+            (Material::Hmac(keys), _) => keys
+                .iter()
+                .any(|(a, k)| *a == alg && k.verify(msg, signature)),
             (Material::Rsa(der), _) => rsa_alg.is_some_and(|a| public(a, der)),
-            (Material::RsaComponents { n, e }, _) => rsa_alg
-                .is_some_and(|a| sig::RsaPublicKeyComponents { n, e }.verify(a, msg, signature).is_ok()),
+            (Material::RsaComponents { n, e }, _) => rsa_alg.is_some_and(|a| {
+                sig::RsaPublicKeyComponents { n, e }
+                    .verify(a, msg, signature)
+                    .is_ok()
+            }),
             (Material::P256(p), ES256) => public(&sig::ECDSA_P256_SHA256_FIXED, p),
             (Material::P384(p), ES384) => public(&sig::ECDSA_P384_SHA384_FIXED, p),
             (Material::Ed25519(k), EdDSA) => public(&sig::ED25519, k),
@@ -140,9 +160,13 @@ fn hmac_alg(alg: Alg) -> Option<(HmacAlg, usize)> {
 pub fn hmac_material(secret: &[u8], algs: &[Alg]) -> Result<Material, String> {
     let mut out = Vec::new();
     for &alg in algs {
-        let (h, min) = hmac_alg(alg).ok_or_else(|| format!("algorithm {} does not fit an HMAC secret", alg.name()))?;
+        let (h, min) = hmac_alg(alg)
+            .ok_or_else(|| format!("algorithm {} does not fit an HMAC secret", alg.name()))?;
         if secret.len() < min {
-            return Err(format!("{} needs a secret of at least {min} bytes (RFC 7518 §3.2)", alg.name()));
+            return Err(format!(
+                "{} needs a secret of at least {min} bytes (RFC 7518 §3.2)",
+                alg.name()
+            ));
         }
         out.push((alg, HmacKey::new(h, secret)));
     }
@@ -151,7 +175,8 @@ pub fn hmac_material(secret: &[u8], algs: &[Alg]) -> Result<Material, String> {
 
 /// Parses SPKI DER into key material.
 pub fn spki_material(der: &[u8]) -> Result<Material, String> {
-    let spki = spki::SubjectPublicKeyInfoOwned::from_der(der).map_err(|e| format!("bad public key: {e}"))?;
+    let spki = spki::SubjectPublicKeyInfoOwned::from_der(der)
+        .map_err(|e| format!("bad public key: {e}"))?;
     let bits = spki.subject_public_key.raw_bytes().to_vec();
     match spki.algorithm.oid.to_string().as_str() {
         OID_RSA => Ok(Material::Rsa(bits)),
@@ -175,17 +200,22 @@ pub fn spki_material(der: &[u8]) -> Result<Material, String> {
 
 /// Parses a PEM public key (`PUBLIC KEY`, `RSA PUBLIC KEY`) or certificate.
 pub fn pem_material(text: &str) -> Result<Material, String> {
-    let (label, der) = pem::decode_vec(text.trim().as_bytes()).map_err(|e| format!("bad PEM: {e}"))?;
+    let (label, der) =
+        pem::decode_vec(text.trim().as_bytes()).map_err(|e| format!("bad PEM: {e}"))?;
     match label {
         "PUBLIC KEY" => spki_material(&der),
         "RSA PUBLIC KEY" => Ok(Material::Rsa(der)),
         "CERTIFICATE" => {
-            let cert = x509_cert::Certificate::from_der(&der).map_err(|e| format!("bad certificate: {e}"))?;
+            let cert = x509_cert::Certificate::from_der(&der)
+                .map_err(|e| format!("bad certificate: {e}"))?;
             let spki = cert.tbs_certificate().subject_public_key_info();
-            let spki_der = spki::der::Encode::to_der(spki).map_err(|e| format!("bad certificate key: {e}"))?;
+            let spki_der =
+                spki::der::Encode::to_der(spki).map_err(|e| format!("bad certificate key: {e}"))?;
             spki_material(&spki_der)
         }
-        other => Err(format!("unexpected PEM label {other:?} (want PUBLIC KEY or CERTIFICATE)")),
+        other => Err(format!(
+            "unexpected PEM label {other:?} (want PUBLIC KEY or CERTIFICATE)"
+        )),
     }
 }
 
@@ -214,12 +244,20 @@ pub struct JwksSource {
 impl JwksSource {
     /// The key for `kid`, if the last fetch had it.
     pub fn get(&self, kid: &str) -> Option<Arc<VerificationKey>> {
-        self.keys.read().unwrap_or_else(|e| e.into_inner()).get(kid).cloned()
+        self.keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(kid)
+            .cloned()
     }
 
     /// True once a fetch has succeeded.
     pub fn is_loaded(&self) -> bool {
-        !self.keys.read().unwrap_or_else(|e| e.into_inner()).is_empty()
+        !self
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
     }
 
     /// Replaces the key set (rotation: keys absent from the new set stop verifying).
@@ -266,7 +304,11 @@ impl JwksSource {
                         let mut p = vec![4u8];
                         p.extend_from_slice(&x);
                         p.extend_from_slice(&y);
-                        if crv == "P-256" { Material::P256(p) } else { Material::P384(p) }
+                        if crv == "P-256" {
+                            Material::P256(p)
+                        } else {
+                            Material::P384(p)
+                        }
                     }
                     _ => continue,
                 },
@@ -281,9 +323,16 @@ impl JwksSource {
                     Ok(a) => vec![a],
                     Err(_) => continue,
                 },
-                None => self.algs.iter().copied().filter(|a| material.fits(*a)).collect(),
+                None => self
+                    .algs
+                    .iter()
+                    .copied()
+                    .filter(|a| material.fits(*a))
+                    .collect(),
             };
-            if let Ok(key) = VerificationKey::new(Some(kid.to_owned()), algs, self.purpose, material) {
+            if let Ok(key) =
+                VerificationKey::new(Some(kid.to_owned()), algs, self.purpose, material)
+            {
                 out.insert(kid.to_owned(), Arc::new(key));
             }
         }
@@ -316,18 +365,30 @@ impl TenantKeys {
 
     fn add(keys: &mut Self, k: &VerificationKeyConfig, allow_shared: bool) -> Result<(), String> {
         let algs = parse_algs(&k.algorithms)?;
-        let secret = secrets::resolve("secret", k.secret.as_ref(), k.secret_file.as_deref(), allow_shared)?;
+        let secret = secrets::resolve(
+            "secret",
+            k.secret.as_ref(),
+            k.secret_file.as_deref(),
+            allow_shared,
+        )?;
         let pem_text = match (&k.public_key_pem, &k.public_key_file, &k.certificate_file) {
             (Some(p), None, None) => Some(p.clone()),
             (None, Some(f), None) | (None, None, Some(f)) => {
                 Some(std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?)
             }
             (None, None, None) => None,
-            _ => return Err("give one of public_key_pem, public_key_file, certificate_file".into()),
+            _ => {
+                return Err("give one of public_key_pem, public_key_file, certificate_file".into());
+            }
         };
-        let sources = usize::from(secret.is_some()) + usize::from(pem_text.is_some()) + usize::from(k.jwks_url.is_some());
+        let sources = usize::from(secret.is_some())
+            + usize::from(pem_text.is_some())
+            + usize::from(k.jwks_url.is_some());
         if sources != 1 {
-            return Err("give exactly one of secret/secret_file, a public key or certificate, jwks_url".into());
+            return Err(
+                "give exactly one of secret/secret_file, a public key or certificate, jwks_url"
+                    .into(),
+            );
         }
         if let Some(url) = &k.jwks_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
@@ -354,7 +415,12 @@ impl TenantKeys {
             (_, Some(p)) => pem_material(&p)?,
             _ => unreachable!("exactly one source was checked above"),
         };
-        keys.fixed.push(Arc::new(VerificationKey::new(k.kid.clone(), algs, k.purpose, material)?));
+        keys.fixed.push(Arc::new(VerificationKey::new(
+            k.kid.clone(),
+            algs,
+            k.purpose,
+            material,
+        )?));
         Ok(())
     }
 
@@ -369,14 +435,20 @@ impl TenantKeys {
             .cloned()
             .collect();
         if let Some(kid) = kid {
-            out.extend(self.jwks.iter().filter_map(|s| s.get(kid)).filter(|k| k.algs.contains(&alg)));
+            out.extend(
+                self.jwks
+                    .iter()
+                    .filter_map(|s| s.get(kid))
+                    .filter(|k| k.algs.contains(&alg)),
+            );
         }
         out
     }
 
     /// Whether any key (fixed, or fetched) has this `kid`, whatever its algorithms.
     pub fn knows_kid(&self, kid: &str) -> bool {
-        self.fixed.iter().any(|k| k.kid.as_deref() == Some(kid)) || self.jwks.iter().any(|s| s.get(kid).is_some())
+        self.fixed.iter().any(|k| k.kid.as_deref() == Some(kid))
+            || self.jwks.iter().any(|s| s.get(kid).is_some())
     }
 }
 
@@ -389,10 +461,18 @@ mod tests {
         let m = hmac_material(&[1; 32], &[Alg::HS256]).unwrap();
         assert!(VerificationKey::new(None, vec![Alg::HS256], KeyPurpose::Any, m).is_ok());
         assert!(hmac_material(&[1; 32], &[Alg::RS256]).is_err());
-        assert!(hmac_material(&[1; 31], &[Alg::HS256]).is_err(), "short secret");
-        assert!(hmac_material(&[1; 32], &[Alg::HS512]).is_err(), "HS512 needs 64 bytes");
+        assert!(
+            hmac_material(&[1; 31], &[Alg::HS256]).is_err(),
+            "short secret"
+        );
+        assert!(
+            hmac_material(&[1; 32], &[Alg::HS512]).is_err(),
+            "HS512 needs 64 bytes"
+        );
         let ed = Material::Ed25519(vec![0; 32]);
         assert!(VerificationKey::new(None, vec![Alg::HS256], KeyPurpose::Any, ed).is_err());
-        assert!(VerificationKey::new(None, vec![], KeyPurpose::Any, Material::P256(vec![])).is_err());
+        assert!(
+            VerificationKey::new(None, vec![], KeyPurpose::Any, Material::P256(vec![])).is_err()
+        );
     }
 }

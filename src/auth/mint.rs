@@ -38,7 +38,11 @@ impl Signer {
             Alg::HS512 => HmacAlg::Sha512,
             _ => return Err(format!("{} is not an HMAC algorithm", alg.name())),
         };
-        Ok(Self { kid, alg, key: Key::Hmac(HmacKey::new(h, secret)) })
+        Ok(Self {
+            kid,
+            alg,
+            key: Key::Hmac(HmacKey::new(h, secret)),
+        })
     }
 
     /// A signer from a PKCS#8 private key (DER): RS*/PS* (RSA), ES256 (P-256), EdDSA.
@@ -53,7 +57,8 @@ impl Signer {
                     .map_err(|e| format!("bad P-256 key: {e}"))?,
             ),
             Alg::EdDSA => Key::Ed25519(
-                sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|e| format!("bad Ed25519 key: {e}"))?,
+                sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+                    .map_err(|e| format!("bad Ed25519 key: {e}"))?,
             ),
             other => return Err(format!("cannot mint {} with a private key", other.name())),
         };
@@ -62,15 +67,27 @@ impl Signer {
 
     /// A signer from `[tenants.signing_key]`.
     pub fn from_config(c: &SigningKeyConfig, allow_shared_files: bool) -> Result<Self, String> {
-        let alg = Alg::parse(&c.algorithm).map_err(|_| format!("unsupported algorithm {:?}", c.algorithm))?;
-        if let Some(s) = secrets::resolve("secret", c.secret.as_ref(), c.secret_file.as_deref(), allow_shared_files)? {
+        let alg = Alg::parse(&c.algorithm)
+            .map_err(|_| format!("unsupported algorithm {:?}", c.algorithm))?;
+        if let Some(s) = secrets::resolve(
+            "secret",
+            c.secret.as_ref(),
+            c.secret_file.as_deref(),
+            allow_shared_files,
+        )? {
             return Self::hmac(c.kid.clone(), alg, s.expose().as_bytes());
         }
-        let path = c.private_key_file.as_ref().ok_or("signing_key needs secret, secret_file or private_key_file")?;
+        let path = c
+            .private_key_file
+            .as_ref()
+            .ok_or("signing_key needs secret, secret_file or private_key_file")?;
         let text = secrets::read_secret_file(path, allow_shared_files)?;
-        let (label, der) = pem::decode_vec(text.expose().trim().as_bytes()).map_err(|e| format!("bad PEM: {e}"))?;
+        let (label, der) = pem::decode_vec(text.expose().trim().as_bytes())
+            .map_err(|e| format!("bad PEM: {e}"))?;
         if label != "PRIVATE KEY" {
-            return Err(format!("private_key_file must be PKCS#8 (PRIVATE KEY), not {label}"));
+            return Err(format!(
+                "private_key_file must be PKCS#8 (PRIVATE KEY), not {label}"
+            ));
         }
         Self::pkcs8(c.kid.clone(), alg, &der)
     }
@@ -97,10 +114,15 @@ impl Signer {
                     _ => &sig::RSA_PSS_SHA512,
                 };
                 let mut out = vec![0; k.public().modulus_len()];
-                k.sign(padding, &rng, input.as_bytes(), &mut out).map_err(|_| "RSA signing failed")?;
+                k.sign(padding, &rng, input.as_bytes(), &mut out)
+                    .map_err(|_| "RSA signing failed")?;
                 out
             }
-            Key::Ecdsa(k) => k.sign(&rng, input.as_bytes()).map_err(|_| "ECDSA signing failed")?.as_ref().to_vec(),
+            Key::Ecdsa(k) => k
+                .sign(&rng, input.as_bytes())
+                .map_err(|_| "ECDSA signing failed")?
+                .as_ref()
+                .to_vec(),
             Key::Ed25519(k) => k.sign(input.as_bytes()).as_ref().to_vec(),
         };
         input.push('.');

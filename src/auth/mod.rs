@@ -6,7 +6,7 @@
 //! claims. The tenant of a request is therefore decided by a *verified* token: a token of
 //! tenant A cannot name tenant B, because B's keys would have to verify it.
 //!
-//! Player tokens become an [`Entitlement`](crate::license::Entitlement); service tokens a
+//! Player tokens become an [`Entitlement`]; service tokens a
 //! [`Service`] with scopes. Token format: `docs/tokens.md`.
 
 pub mod claims;
@@ -142,7 +142,10 @@ impl Error {
     /// when we cannot decide.
     pub fn status(&self) -> u16 {
         match self {
-            Error::InsufficientScope | Error::WrongPurpose | Error::NoEntitlement | Error::Replayed => 403,
+            Error::InsufficientScope
+            | Error::WrongPurpose
+            | Error::NoEntitlement
+            | Error::Replayed => 403,
             Error::Unavailable => 503,
             _ => 401,
         }
@@ -213,7 +216,9 @@ pub struct Authenticator {
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authenticator").field("tenants", &self.tenants.len()).finish_non_exhaustive()
+        f.debug_struct("Authenticator")
+            .field("tenants", &self.tenants.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -230,13 +235,17 @@ impl Authenticator {
             for iss in &t.issuers {
                 by_issuer.insert(iss.clone(), idx);
             }
-            let policies: HashMap<String, Arc<Policy>> =
-                t.policies.iter().map(|(k, v)| (k.clone(), Arc::new(v.clone()))).collect();
+            let policies: HashMap<String, Arc<Policy>> = t
+                .policies
+                .iter()
+                .map(|(k, v)| (k.clone(), Arc::new(v.clone())))
+                .collect();
             let default_name = t.default_policy.as_deref().unwrap_or("default");
             let default_policy = policies.get(default_name).cloned().unwrap_or_default();
             tenants.push(TenantAuth {
                 id: t.id.clone(),
-                keys: TenantKeys::from_config(t, cfg.dev_mode).map_err(|e| format!("tenant {:?}: {e}", t.id))?,
+                keys: TenantKeys::from_config(t, cfg.dev_mode)
+                    .map_err(|e| format!("tenant {:?}: {e}", t.id))?,
                 audiences: t.audiences.clone(),
                 leeway: t.leeway_secs,
                 policies,
@@ -259,16 +268,24 @@ impl Authenticator {
 
     /// The index of a tenant id.
     pub fn tenant_index(&self, id: &str) -> Option<u32> {
-        self.tenants.iter().position(|t| t.id == id).and_then(|i| u32::try_from(i).ok())
+        self.tenants
+            .iter()
+            .position(|t| t.id == id)
+            .and_then(|i| u32::try_from(i).ok())
     }
 
     /// Verifies signature, expiry, not-before and audience (synchronously; see
     /// [`Authenticator::verify_async`] for JWKS rotation).
     pub fn verify(&self, token: &str, now: u64) -> Result<Verified, Error> {
         let unverified = jwt::split(token, self.max_token_bytes)?;
-        let claims: Claims =
-            serde_json::from_slice(&unverified.payload).map_err(|_| Error::Malformed("claims are not valid"))?;
-        let tenant = claims.iss.as_deref().and_then(|i| self.by_issuer.get(i)).copied().ok_or(Error::UnknownIssuer)?;
+        let claims: Claims = serde_json::from_slice(&unverified.payload)
+            .map_err(|_| Error::Malformed("claims are not valid"))?;
+        let tenant = claims
+            .iss
+            .as_deref()
+            .and_then(|i| self.by_issuer.get(i))
+            .copied()
+            .ok_or(Error::UnknownIssuer)?;
         let t = &self.tenants[tenant as usize];
         let kid = unverified.kid.as_deref();
         let candidates = t.keys.candidates(kid, unverified.alg);
@@ -286,7 +303,13 @@ impl Authenticator {
         }
         let key = candidates
             .iter()
-            .find(|k| k.verify(unverified.alg, unverified.signing_input, &unverified.signature))
+            .find(|k| {
+                k.verify(
+                    unverified.alg,
+                    unverified.signing_input,
+                    &unverified.signature,
+                )
+            })
             .ok_or(Error::BadSignature)?;
         let exp = claims.exp.ok_or(Error::MissingExpiry)?;
         if !exp.is_finite() || (now as f64) > exp + t.leeway as f64 {
@@ -297,15 +320,31 @@ impl Authenticator {
         {
             return Err(Error::NotYetValid);
         }
-        if !t.audiences.is_empty() && !claims.aud.values(false).iter().any(|a| t.audiences.iter().any(|x| x == a)) {
+        if !t.audiences.is_empty()
+            && !claims
+                .aud
+                .values(false)
+                .iter()
+                .any(|a| t.audiences.iter().any(|x| x == a))
+        {
             return Err(Error::BadAudience);
         }
-        Ok(Verified { tenant, claims, purpose: key.purpose, expires_at: exp.max(0.0) as u64 })
+        Ok(Verified {
+            tenant,
+            claims,
+            purpose: key.purpose,
+            expires_at: exp.max(0.0) as u64,
+        })
     }
 
     /// [`Authenticator::verify`], refetching the issuer's JWKS once (rate-limited) when the
     /// token names a `kid` we do not know yet: that is how signing-key rotation arrives.
-    pub async fn verify_async(&self, token: &str, now: u64, jwks: &JwksFetcher) -> Result<Verified, Error> {
+    pub async fn verify_async(
+        &self,
+        token: &str,
+        now: u64,
+        jwks: &JwksFetcher,
+    ) -> Result<Verified, Error> {
         match self.verify(token, now) {
             Err(Error::UnknownKid | Error::Unavailable) => {
                 let Some(tenant) = jwt::split(token, self.max_token_bytes)
@@ -358,7 +397,11 @@ impl Authenticator {
             }
         };
         if let Some(max) = claim.max_uses {
-            let jti = v.claims.jti.as_deref().ok_or(Error::Malformed("max_uses requires jti"))?;
+            let jti = v
+                .claims
+                .jti
+                .as_deref()
+                .ok_or(Error::Malformed("max_uses requires jti"))?;
             self.replay
                 .record_use(v.tenant, jti, max, v.expires_at + t.leeway, now)
                 .map_err(|r| match r {
@@ -383,10 +426,16 @@ impl Authenticator {
             return Err(Error::WrongPurpose);
         }
         let scopes = v.claims.scope.values(true);
-        if !scopes.iter().any(|s| *s == scope.as_str() || *s == Scope::Admin.as_str()) {
+        if !scopes
+            .iter()
+            .any(|s| *s == scope.as_str() || *s == Scope::Admin.as_str())
+        {
             return Err(Error::InsufficientScope);
         }
-        Ok(Service { tenant: v.tenant, subject: v.claims.sub })
+        Ok(Service {
+            tenant: v.tenant,
+            subject: v.claims.sub,
+        })
     }
 
     /// Every JWKS source, for the background refresher and readiness.
@@ -423,15 +472,24 @@ impl JwksFetcher {
             .https_or_http()
             .enable_http1()
             .build();
-        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(https);
         Self { client }
     }
 
     /// Fetches `source.url` and installs its keys.
     pub async fn refresh(&self, source: &JwksSource) -> Result<(), String> {
-        let uri: http::Uri = source.url.parse().map_err(|e| format!("bad JWKS URL: {e}"))?;
+        let uri: http::Uri = source
+            .url
+            .parse()
+            .map_err(|e| format!("bad JWKS URL: {e}"))?;
         let fut = async {
-            let resp = self.client.get(uri).await.map_err(|e| format!("JWKS fetch failed: {e}"))?;
+            let resp = self
+                .client
+                .get(uri)
+                .await
+                .map_err(|e| format!("JWKS fetch failed: {e}"))?;
             if !resp.status().is_success() {
                 return Err(format!("JWKS fetch returned {}", resp.status()));
             }

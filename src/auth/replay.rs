@@ -19,7 +19,14 @@ pub enum Refusal {
 pub trait ReplayGuard: Send + Sync + 'static {
     /// Records one use of `(tenant, jti)`, refusing the `max_uses + 1`-th. Entries are kept
     /// until `expires_at` (the token's own expiry, leeway included).
-    fn record_use(&self, tenant: u32, jti: &str, max_uses: u32, expires_at: u64, now: u64) -> Result<(), Refusal>;
+    fn record_use(
+        &self,
+        tenant: u32,
+        jti: &str,
+        max_uses: u32,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<(), Refusal>;
 }
 
 /// The in-process guard: a mutex-protected map, purged of expired entries when it fills.
@@ -33,12 +40,22 @@ pub struct InMemoryReplayGuard {
 impl InMemoryReplayGuard {
     /// A guard tracking at most `capacity` live token ids.
     pub fn new(capacity: usize) -> Self {
-        Self { capacity, seen: Mutex::new(HashMap::new()) }
+        Self {
+            capacity,
+            seen: Mutex::new(HashMap::new()),
+        }
     }
 }
 
 impl ReplayGuard for InMemoryReplayGuard {
-    fn record_use(&self, tenant: u32, jti: &str, max_uses: u32, expires_at: u64, now: u64) -> Result<(), Refusal> {
+    fn record_use(
+        &self,
+        tenant: u32,
+        jti: &str,
+        max_uses: u32,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<(), Refusal> {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((uses, _)) = seen.get_mut(&(tenant, jti.to_owned())) {
             if *uses >= max_uses {
@@ -71,8 +88,16 @@ mod tests {
         assert_eq!(g.record_use(0, "a", 2, 100, 0), Ok(()));
         assert_eq!(g.record_use(0, "a", 2, 100, 0), Ok(()));
         assert_eq!(g.record_use(0, "a", 2, 100, 0), Err(Refusal::Exhausted));
-        assert_eq!(g.record_use(1, "a", 1, 100, 0), Ok(()), "another tenant's jti is distinct");
+        assert_eq!(
+            g.record_use(1, "a", 1, 100, 0),
+            Ok(()),
+            "another tenant's jti is distinct"
+        );
         assert_eq!(g.record_use(0, "b", 1, 100, 0), Err(Refusal::Full));
-        assert_eq!(g.record_use(0, "b", 1, 300, 200), Ok(()), "expired entries are purged");
+        assert_eq!(
+            g.record_use(0, "b", 1, 300, 200),
+            Ok(()),
+            "expired entries are purged"
+        );
     }
 }

@@ -222,7 +222,10 @@ pub struct TelemetryConfig {
 
 impl Default for TelemetryConfig {
     fn default() -> Self {
-        Self { log_format: LogFormat::Plain, log_level: "info".into() }
+        Self {
+            log_format: LogFormat::Plain,
+            log_level: "info".into(),
+        }
     }
 }
 
@@ -266,7 +269,10 @@ pub struct AuditConfig {
 
 impl Default for AuditConfig {
     fn default() -> Self {
-        Self { enabled: true, path: None }
+        Self {
+            enabled: true,
+            path: None,
+        }
     }
 }
 
@@ -386,9 +392,14 @@ impl Config {
         let mut cfg = match path {
             None => Self::dev(),
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| Error::Read { path: path.to_owned(), source })?;
-                Self::from_toml(&text).map_err(|message| Error::Parse { path: path.to_owned(), message })?
+                let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                Self::from_toml(&text).map_err(|message| Error::Parse {
+                    path: path.to_owned(),
+                    message,
+                })?
             }
         };
         cfg.apply_env(|name| std::env::var(name).ok())?;
@@ -407,7 +418,10 @@ impl Config {
         where
             T::Err: std::fmt::Display,
         {
-            v.parse().map_err(|e: T::Err| Error::Env { name, message: e.to_string() })
+            v.parse().map_err(|e: T::Err| Error::Env {
+                name,
+                message: e.to_string(),
+            })
         }
         if let Some(v) = var(env::PUBLIC_ADDR) {
             self.server.public_addr = parse(env::PUBLIC_ADDR, &v)?;
@@ -428,7 +442,12 @@ impl Config {
             self.telemetry.log_format = match v.as_str() {
                 "plain" => LogFormat::Plain,
                 "json" => LogFormat::Json,
-                _ => return Err(Error::Env { name: env::LOG_FORMAT, message: "expected plain or json".into() }),
+                _ => {
+                    return Err(Error::Env {
+                        name: env::LOG_FORMAT,
+                        message: "expected plain or json".into(),
+                    });
+                }
             };
         }
         if let Some(v) = var(env::LOG_LEVEL) {
@@ -475,16 +494,24 @@ impl Config {
                 }
             }
         }
-        if self.server.public_addr == self.server.internal_addr && self.server.public_addr.port() != 0 {
+        if self.server.public_addr == self.server.internal_addr
+            && self.server.public_addr.port() != 0
+        {
             return invalid("public_addr and internal_addr must differ".into());
         }
         if self.storage.backend != "embedded" {
-            return invalid(format!("storage.backend {:?} is not available (expected \"embedded\")", self.storage.backend));
+            return invalid(format!(
+                "storage.backend {:?} is not available (expected \"embedded\")",
+                self.storage.backend
+            ));
         }
         if self.server.max_connections == 0 {
             return invalid("server.max_connections must be at least 1".into());
         }
-        if !self.dev_mode && self.storage.master_key.is_none() && self.storage.master_key_file.is_none() {
+        if !self.dev_mode
+            && self.storage.master_key.is_none()
+            && self.storage.master_key_file.is_none()
+        {
             return invalid(format!(
                 "storage.master_key_file (or {}) is required outside dev mode",
                 env::MASTER_KEY
@@ -498,9 +525,15 @@ impl Config {
         for t in &self.tenants {
             if t.id.is_empty()
                 || t.id.len() > 64
-                || !t.id.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
+                || !t
+                    .id
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
             {
-                return invalid(format!("tenant id {:?} must match [a-z0-9_-]{{1,64}}", t.id));
+                return invalid(format!(
+                    "tenant id {:?} must match [a-z0-9_-]{{1,64}}",
+                    t.id
+                ));
             }
             if !ids.insert(t.id.as_str()) {
                 return invalid(format!("tenant {:?} is defined twice", t.id));
@@ -517,15 +550,23 @@ impl Config {
                 }
             }
             if t.keys.is_empty() {
-                return invalid(format!("tenant {:?}: at least one verification key is required", t.id));
+                return invalid(format!(
+                    "tenant {:?}: at least one verification key is required",
+                    t.id
+                ));
             }
             for (name, p) in &t.policies {
-                p.validate().map_err(|e| Error::Invalid(format!("tenant {:?} policy {name:?}: {e}", t.id)))?;
+                p.validate().map_err(|e| {
+                    Error::Invalid(format!("tenant {:?} policy {name:?}: {e}", t.id))
+                })?;
             }
             if let Some(d) = &t.default_policy
                 && !t.policies.contains_key(d)
             {
-                return invalid(format!("tenant {:?}: default_policy {d:?} is not defined", t.id));
+                return invalid(format!(
+                    "tenant {:?}: default_policy {d:?} is not defined",
+                    t.id
+                ));
             }
             // Key material and algorithm pins: building the verifier checks both.
             crate::auth::keys::TenantKeys::from_config(t, self.dev_mode)
@@ -541,9 +582,12 @@ impl Config {
 
     /// Where the audit trail goes, if anywhere.
     pub fn audit_path(&self) -> Option<PathBuf> {
-        self.audit
-            .enabled
-            .then(|| self.audit.path.clone().unwrap_or_else(|| self.storage.data_dir.join("audit.jsonl")))
+        self.audit.enabled.then(|| {
+            self.audit
+                .path
+                .clone()
+                .unwrap_or_else(|| self.storage.data_dir.join("audit.jsonl"))
+        })
     }
 }
 
@@ -555,7 +599,8 @@ mod tests {
     fn dev_config_is_valid_and_loopback_only() {
         let mut cfg = Config::dev();
         cfg.validate().unwrap();
-        cfg.apply_env(|n| (n == env::PUBLIC_ADDR).then(|| "0.0.0.0:8080".into())).unwrap();
+        cfg.apply_env(|n| (n == env::PUBLIC_ADDR).then(|| "0.0.0.0:8080".into()))
+            .unwrap();
         assert!(cfg.validate().unwrap_err().to_string().contains("loopback"));
     }
 
@@ -563,7 +608,10 @@ mod tests {
     fn unknown_fields_and_bad_values_are_refused() {
         assert!(Config::from_toml("[server]\npublik_addr = \"127.0.0.1:1\"").is_err());
         let mut cfg = Config::dev();
-        assert!(cfg.apply_env(|n| (n == env::MAX_CONNECTIONS).then(|| "many".into())).is_err());
+        assert!(
+            cfg.apply_env(|n| (n == env::MAX_CONNECTIONS).then(|| "many".into()))
+                .is_err()
+        );
     }
 
     #[test]
@@ -583,8 +631,18 @@ mod tests {
             secret = "0123456789abcdef0123456789abcdef"
         "#;
         let mut cfg = Config::from_toml(text).unwrap();
-        assert!(cfg.validate().unwrap_err().to_string().contains("master_key"));
+        assert!(
+            cfg.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("master_key")
+        );
         cfg.storage.master_key = Some(Secret::new("00".repeat(32)));
-        assert!(cfg.validate().unwrap_err().to_string().contains("belongs to both"));
+        assert!(
+            cfg.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("belongs to both")
+        );
     }
 }

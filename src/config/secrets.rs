@@ -83,7 +83,11 @@ mod tests {
         let p = dir.path().join("s");
         std::fs::write(&p, "secret\n").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(read_secret_file(&p, false).unwrap_err().contains("chmod 600"));
+        assert!(
+            read_secret_file(&p, false)
+                .unwrap_err()
+                .contains("chmod 600")
+        );
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(read_secret_file(&p, false).unwrap().expose(), "secret");
         let v = Secret::new("x".into());

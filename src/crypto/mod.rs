@@ -82,7 +82,11 @@ impl SealingKey {
         let mut body = Zeroizing::new(sealed[1 + NONCE_LEN..].to_vec());
         let len = self
             .0
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body)
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut body,
+            )
             .map_err(|_| Error::Open)?
             .len();
         body.truncate(len);
@@ -178,15 +182,16 @@ pub fn random_array<const N: usize>() -> Result<[u8; N], Error> {
 
 /// Public-key signature verification algorithms (JWS RS*, PS*, ES*, EdDSA).
 pub mod signature {
-    pub use ring::signature::{
-        ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED,
-        ED25519, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_2048_8192_SHA256,
-        RSA_PKCS1_2048_8192_SHA384, RSA_PKCS1_2048_8192_SHA512, RSA_PKCS1_SHA256,
-        RSA_PKCS1_SHA384, RSA_PKCS1_SHA512, RSA_PSS_2048_8192_SHA256, RSA_PSS_2048_8192_SHA384,
-        RSA_PSS_2048_8192_SHA512, RSA_PSS_SHA256, RSA_PSS_SHA384, RSA_PSS_SHA512,
-        RsaEncoding, RsaKeyPair, RsaParameters, RsaPublicKeyComponents, UnparsedPublicKey, VerificationAlgorithm,
-    };
     pub use ring::rand::SystemRandom;
+    pub use ring::signature::{
+        ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED, ED25519,
+        EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_2048_8192_SHA256,
+        RSA_PKCS1_2048_8192_SHA384, RSA_PKCS1_2048_8192_SHA512, RSA_PKCS1_SHA256, RSA_PKCS1_SHA384,
+        RSA_PKCS1_SHA512, RSA_PSS_2048_8192_SHA256, RSA_PSS_2048_8192_SHA384,
+        RSA_PSS_2048_8192_SHA512, RSA_PSS_SHA256, RSA_PSS_SHA384, RSA_PSS_SHA512, RsaEncoding,
+        RsaKeyPair, RsaParameters, RsaPublicKeyComponents, UnparsedPublicKey,
+        VerificationAlgorithm,
+    };
 }
 
 #[cfg(test)]
@@ -198,13 +203,28 @@ mod tests {
     fn open_refuses_wrong_aad_key_and_tampering() {
         let key = SealingKey::new(&[7u8; 32]);
         let sealed = key.seal(b"tenant|kid", b"sixteen byte key").unwrap();
-        assert_eq!(&key.open(b"tenant|kid", &sealed).unwrap()[..], b"sixteen byte key");
-        assert!(matches!(key.open(b"tenant|other", &sealed), Err(Error::Open)));
-        assert!(matches!(SealingKey::new(&[8u8; 32]).open(b"tenant|kid", &sealed), Err(Error::Open)));
+        assert_eq!(
+            &key.open(b"tenant|kid", &sealed).unwrap()[..],
+            b"sixteen byte key"
+        );
+        assert!(matches!(
+            key.open(b"tenant|other", &sealed),
+            Err(Error::Open)
+        ));
+        assert!(matches!(
+            SealingKey::new(&[8u8; 32]).open(b"tenant|kid", &sealed),
+            Err(Error::Open)
+        ));
         let mut tampered = sealed.clone();
         *tampered.last_mut().unwrap() ^= 1;
-        assert!(matches!(key.open(b"tenant|kid", &tampered), Err(Error::Open)));
-        assert!(matches!(key.open(b"x", &sealed[..10]), Err(Error::Malformed)));
+        assert!(matches!(
+            key.open(b"tenant|kid", &tampered),
+            Err(Error::Open)
+        ));
+        assert!(matches!(
+            key.open(b"x", &sealed[..10]),
+            Err(Error::Malformed)
+        ));
     }
 
     #[test]
@@ -214,7 +234,10 @@ mod tests {
         let info: Vec<u8> = (0xf0u8..=0xf9).collect();
         let okm = hkdf_sha256_32(&[0x0b; 22], &salt, &info);
         assert_eq!(
-            okm[..].iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            okm[..]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
             "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
         );
     }

@@ -18,7 +18,10 @@ pub fn metrics(app: &App, headers: &HeaderMap) -> Response<Full<Bytes>> {
         }
     }
     app.metrics.cache_size.set(app.cache.len() as i64);
-    error::ok("text/plain; version=0.0.4; charset=utf-8", app.metrics.render())
+    error::ok(
+        "text/plain; version=0.0.4; charset=utf-8",
+        app.metrics.render(),
+    )
 }
 
 /// `GET /healthz`
@@ -38,6 +41,10 @@ pub async fn readyz(app: &App) -> Response<Full<Bytes>> {
         "store": if store_ok { "ok" } else { "unavailable" },
         "jwks": if jwks_ok { "ok" } else { "not_loaded" },
     });
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     error::with_status(status, "application/json", body.to_string())
 }

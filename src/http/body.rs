@@ -21,7 +21,12 @@ where
     }
     match Limited::new(body, limit).collect().await {
         Ok(b) => Ok(b.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(Error::BodyTooLarge(limit)),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(Error::BodyTooLarge(limit))
+        }
         Err(_) => Err(Error::BodyRead),
     }
 }
@@ -30,7 +35,10 @@ where
 pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
     let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// A query parameter's value (first occurrence), percent-decoded.
@@ -76,9 +84,18 @@ mod tests {
 
     #[test]
     fn query_and_bearer() {
-        assert_eq!(query_param(Some("a=1&token=x%2Ey&b"), "token").as_deref(), Some("x.y"));
-        assert_eq!(query_param(Some("token=%zz"), "token").as_deref(), Some("%zz"));
-        assert_eq!(query_param(Some("token=ab%2"), "token").as_deref(), Some("ab%2"));
+        assert_eq!(
+            query_param(Some("a=1&token=x%2Ey&b"), "token").as_deref(),
+            Some("x.y")
+        );
+        assert_eq!(
+            query_param(Some("token=%zz"), "token").as_deref(),
+            Some("%zz")
+        );
+        assert_eq!(
+            query_param(Some("token=ab%2"), "token").as_deref(),
+            Some("ab%2")
+        );
         assert_eq!(query_param(None, "token"), None);
         let mut h = http::HeaderMap::new();
         h.insert("authorization", "bearer abc".parse().unwrap());

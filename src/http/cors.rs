@@ -71,22 +71,45 @@ impl Cors {
             return None;
         }
         let mut h = HeaderMap::new();
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_str(origin).ok()?);
-        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOW_METHODS));
-        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(ALLOW_HEADERS));
-        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(MAX_AGE));
-        h.insert(header::VARY, HeaderValue::from_static("Origin, Access-Control-Request-Headers"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_str(origin).ok()?,
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static(ALLOW_METHODS),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(ALLOW_HEADERS),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static(MAX_AGE),
+        );
+        h.insert(
+            header::VARY,
+            HeaderValue::from_static("Origin, Access-Control-Request-Headers"),
+        );
         Some(h)
     }
 
     /// Adds CORS headers to an actual response (success or error).
-    pub fn decorate(&self, req_origin: Option<&HeaderValue>, tenant: Option<u32>, resp: &mut HeaderMap) {
+    pub fn decorate(
+        &self,
+        req_origin: Option<&HeaderValue>,
+        tenant: Option<u32>,
+        resp: &mut HeaderMap,
+    ) {
         resp.append(header::VARY, HeaderValue::from_static("Origin"));
         let Some(origin) = req_origin else { return };
         let Ok(text) = origin.to_str() else { return };
         if self.allowed(tenant, text) {
             resp.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-            resp.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("x-request-id"));
+            resp.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("x-request-id"),
+            );
         }
     }
 }
@@ -97,19 +120,33 @@ mod tests {
 
     #[test]
     fn per_tenant_and_union() {
-        let cors = Cors::new(&[vec!["https://a.example".into()], vec!["https://b.example/".into()]]);
+        let cors = Cors::new(&[
+            vec!["https://a.example".into()],
+            vec!["https://b.example/".into()],
+        ]);
         let mut req = HeaderMap::new();
         req.insert(header::ORIGIN, "https://b.example".parse().unwrap());
         let pre = cors.preflight(&req).unwrap();
         assert_eq!(pre[header::ACCESS_CONTROL_ALLOW_HEADERS], ALLOW_HEADERS);
-        assert!(pre[header::ACCESS_CONTROL_ALLOW_HEADERS].to_str().unwrap().contains("Authorization"));
+        assert!(
+            pre[header::ACCESS_CONTROL_ALLOW_HEADERS]
+                .to_str()
+                .unwrap()
+                .contains("Authorization")
+        );
         let origin = req.get(header::ORIGIN);
         let mut resp = HeaderMap::new();
         cors.decorate(origin, Some(0), &mut resp);
-        assert!(resp.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(), "tenant 0 does not allow b");
+        assert!(
+            resp.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(),
+            "tenant 0 does not allow b"
+        );
         let mut resp = HeaderMap::new();
         cors.decorate(origin, Some(1), &mut resp);
-        assert_eq!(resp[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://b.example");
+        assert_eq!(
+            resp[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+            "https://b.example"
+        );
         req.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
         assert!(cors.preflight(&req).is_none());
     }

@@ -39,13 +39,16 @@ pub fn problem(err: &dyn ApiError) -> Response<Full<Bytes>> {
         "code": err.code(),
         "detail": detail,
     });
-    if let (Some(serde_json::Value::Object(extra)), Some(obj)) = (err.extra(), body.as_object_mut()) {
+    if let (Some(serde_json::Value::Object(extra)), Some(obj)) = (err.extra(), body.as_object_mut())
+    {
         obj.extend(extra);
     }
     let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
     if status == StatusCode::UNAUTHORIZED {
         // RFC 6750 §3: tell the client which scheme, without echoing anything of its token.
         resp.headers_mut().insert(
@@ -109,9 +112,14 @@ pub fn ok(content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<B
 }
 
 /// A response with a status, body and content type.
-pub fn with_status(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+pub fn with_status(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }

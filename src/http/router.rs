@@ -102,29 +102,54 @@ pub struct Route<'p> {
 /// Routes a request.
 pub fn route<'p>(listener: Listener, method: &Method, path: &'p str) -> Route<'p> {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let (endpoint, param, allowed): (Endpoint, Option<&str>, &[Method]) = match (listener, segs.as_slice()) {
-        (Listener::Public, ["clearkey", "license"]) => (Endpoint::ClearKeyLicense, None, &[Method::POST]),
-        (Listener::Public, ["hls", "key", kid]) if !kid.is_empty() => (Endpoint::HlsKey, Some(*kid), &[Method::GET]),
-        (Listener::Internal, ["v1", "keys"]) => {
-            if method == Method::GET {
-                (Endpoint::KeysList, None, &[Method::GET])
-            } else {
-                (Endpoint::KeysCreate, None, &[Method::POST])
+    let (endpoint, param, allowed): (Endpoint, Option<&str>, &[Method]) =
+        match (listener, segs.as_slice()) {
+            (Listener::Public, ["clearkey", "license"]) => {
+                (Endpoint::ClearKeyLicense, None, &[Method::POST])
             }
-        }
-        (Listener::Internal, ["v1", "keys", kid]) if !kid.is_empty() => (Endpoint::KeysGet, Some(*kid), &[Method::GET]),
-        (Listener::Internal, ["v1", "keys", kid, "revoke"]) if !kid.is_empty() => {
-            (Endpoint::KeysRevoke, Some(*kid), &[Method::POST])
-        }
-        (Listener::Internal, ["metrics"]) => (Endpoint::Metrics, None, &[Method::GET]),
-        (Listener::Internal, ["healthz"]) => (Endpoint::Healthz, None, &[Method::GET, Method::HEAD]),
-        (Listener::Internal, ["readyz"]) => (Endpoint::Readyz, None, &[Method::GET, Method::HEAD]),
-        _ => return Route { endpoint: Endpoint::Unmatched, param: None, method_ok: true },
-    };
+            (Listener::Public, ["hls", "key", kid]) if !kid.is_empty() => {
+                (Endpoint::HlsKey, Some(*kid), &[Method::GET])
+            }
+            (Listener::Internal, ["v1", "keys"]) => {
+                if method == Method::GET {
+                    (Endpoint::KeysList, None, &[Method::GET])
+                } else {
+                    (Endpoint::KeysCreate, None, &[Method::POST])
+                }
+            }
+            (Listener::Internal, ["v1", "keys", kid]) if !kid.is_empty() => {
+                (Endpoint::KeysGet, Some(*kid), &[Method::GET])
+            }
+            (Listener::Internal, ["v1", "keys", kid, "revoke"]) if !kid.is_empty() => {
+                (Endpoint::KeysRevoke, Some(*kid), &[Method::POST])
+            }
+            (Listener::Internal, ["metrics"]) => (Endpoint::Metrics, None, &[Method::GET]),
+            (Listener::Internal, ["healthz"]) => {
+                (Endpoint::Healthz, None, &[Method::GET, Method::HEAD])
+            }
+            (Listener::Internal, ["readyz"]) => {
+                (Endpoint::Readyz, None, &[Method::GET, Method::HEAD])
+            }
+            _ => {
+                return Route {
+                    endpoint: Endpoint::Unmatched,
+                    param: None,
+                    method_ok: true,
+                };
+            }
+        };
     if listener == Listener::Public && method == Method::OPTIONS {
-        return Route { endpoint: Endpoint::Preflight, param, method_ok: true };
+        return Route {
+            endpoint: Endpoint::Preflight,
+            param,
+            method_ok: true,
+        };
     }
-    Route { endpoint, param, method_ok: allowed.contains(method) }
+    Route {
+        endpoint,
+        param,
+        method_ok: allowed.contains(method),
+    }
 }
 
 #[cfg(test)]
@@ -135,14 +160,29 @@ mod tests {
     fn listeners_are_separate() {
         let r = route(Listener::Public, &Method::POST, "/clearkey/license");
         assert_eq!((r.endpoint, r.method_ok), (Endpoint::ClearKeyLicense, true));
-        assert_eq!(route(Listener::Public, &Method::GET, "/v1/keys").endpoint, Endpoint::Unmatched);
-        assert_eq!(route(Listener::Internal, &Method::POST, "/clearkey/license").endpoint, Endpoint::Unmatched);
-        assert_eq!(route(Listener::Public, &Method::GET, "/metrics").endpoint, Endpoint::Unmatched);
+        assert_eq!(
+            route(Listener::Public, &Method::GET, "/v1/keys").endpoint,
+            Endpoint::Unmatched
+        );
+        assert_eq!(
+            route(Listener::Internal, &Method::POST, "/clearkey/license").endpoint,
+            Endpoint::Unmatched
+        );
+        assert_eq!(
+            route(Listener::Public, &Method::GET, "/metrics").endpoint,
+            Endpoint::Unmatched
+        );
         let r = route(Listener::Internal, &Method::POST, "/v1/keys/abc/revoke");
         assert_eq!((r.endpoint, r.param), (Endpoint::KeysRevoke, Some("abc")));
         assert!(!route(Listener::Public, &Method::GET, "/clearkey/license").method_ok);
-        assert_eq!(route(Listener::Public, &Method::OPTIONS, "/hls/key/x").endpoint, Endpoint::Preflight);
-        assert_eq!(route(Listener::Internal, &Method::GET, "/v1/keys").endpoint, Endpoint::KeysList);
+        assert_eq!(
+            route(Listener::Public, &Method::OPTIONS, "/hls/key/x").endpoint,
+            Endpoint::Preflight
+        );
+        assert_eq!(
+            route(Listener::Internal, &Method::GET, "/v1/keys").endpoint,
+            Endpoint::KeysList
+        );
         assert!(!route(Listener::Internal, &Method::DELETE, "/v1/keys").method_ok);
     }
 }

@@ -40,20 +40,34 @@ fn request_id(headers: &http::HeaderMap) -> String {
     if let Some(v) = headers.get("x-request-id").and_then(|v| v.to_str().ok())
         && !v.is_empty()
         && v.len() <= 64
-        && v.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && v.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
     {
         return v.to_owned();
     }
     // A per-process random prefix keeps ids unique across restarts and nodes; the counter
     // keeps them cheap (no RNG call per request).
     static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    let prefix = *PREFIX.get_or_init(|| crate::crypto::random_array::<4>().map_or(0, u32::from_be_bytes));
-    format!("{prefix:08x}{:08x}", REQUEST_SEQ.fetch_add(1, Ordering::Relaxed) as u32)
+    let prefix =
+        *PREFIX.get_or_init(|| crate::crypto::random_array::<4>().map_or(0, u32::from_be_bytes));
+    format!(
+        "{prefix:08x}{:08x}",
+        REQUEST_SEQ.fetch_add(1, Ordering::Relaxed) as u32
+    )
 }
 
-async fn handle(app: Arc<App>, listener: Listener, req: Request<Incoming>, client: SocketAddr) -> Response<Full<Bytes>> {
+async fn handle(
+    app: Arc<App>,
+    listener: Listener,
+    req: Request<Incoming>,
+    client: SocketAddr,
+) -> Response<Full<Bytes>> {
     let start = Instant::now();
-    let mut ctx = Ctx { request_id: request_id(req.headers()), client, tenant: None };
+    let mut ctx = Ctx {
+        request_id: request_id(req.headers()),
+        client,
+        tenant: None,
+    };
     let path = req.uri().path().to_owned();
     let r = route(listener, req.method(), &path);
     let endpoint = r.endpoint;
@@ -67,8 +81,18 @@ async fn handle(app: Arc<App>, listener: Listener, req: Request<Incoming>, clien
         }
         let param = r.param.map(str::to_owned);
         match endpoint {
-            Endpoint::ClearKeyLicense => crate::protocol::clearkey::handler::handle(&app, req, &mut ctx).await,
-            Endpoint::HlsKey => crate::protocol::hls::handler::handle(&app, req, param.as_deref().unwrap_or(""), &mut ctx).await,
+            Endpoint::ClearKeyLicense => {
+                crate::protocol::clearkey::handler::handle(&app, req, &mut ctx).await
+            }
+            Endpoint::HlsKey => {
+                crate::protocol::hls::handler::handle(
+                    &app,
+                    req,
+                    param.as_deref().unwrap_or(""),
+                    &mut ctx,
+                )
+                .await
+            }
             Endpoint::Preflight => match app.cors.preflight(req.headers()) {
                 Some(h) => {
                     let mut resp = Response::new(Full::new(Bytes::new()));
@@ -78,11 +102,27 @@ async fn handle(app: Arc<App>, listener: Listener, req: Request<Incoming>, clien
                 }
                 None => error::problem(&Error::OriginNotAllowed as &dyn ApiError),
             },
-            Endpoint::KeysCreate => crate::protocol::keyapi::handler::create(&app, req, &mut ctx).await,
+            Endpoint::KeysCreate => {
+                crate::protocol::keyapi::handler::create(&app, req, &mut ctx).await
+            }
             Endpoint::KeysList => crate::protocol::keyapi::handler::list(&app, req, &mut ctx).await,
-            Endpoint::KeysGet => crate::protocol::keyapi::handler::get(&app, req, param.as_deref().unwrap_or(""), &mut ctx).await,
+            Endpoint::KeysGet => {
+                crate::protocol::keyapi::handler::get(
+                    &app,
+                    req,
+                    param.as_deref().unwrap_or(""),
+                    &mut ctx,
+                )
+                .await
+            }
             Endpoint::KeysRevoke => {
-                crate::protocol::keyapi::handler::revoke(&app, req, param.as_deref().unwrap_or(""), &mut ctx).await
+                crate::protocol::keyapi::handler::revoke(
+                    &app,
+                    req,
+                    param.as_deref().unwrap_or(""),
+                    &mut ctx,
+                )
+                .await
             }
             Endpoint::Metrics => super::admin::metrics(&app, req.headers()),
             Endpoint::Healthz => super::admin::healthz(),
@@ -93,14 +133,20 @@ async fn handle(app: Arc<App>, listener: Listener, req: Request<Incoming>, clien
     .instrument(span)
     .await;
     if listener == Listener::Public && endpoint != Endpoint::Preflight {
-        app.cors.decorate(origin.as_ref(), ctx.tenant, resp.headers_mut());
+        app.cors
+            .decorate(origin.as_ref(), ctx.tenant, resp.headers_mut());
     }
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
     // Licences and keys must never sit in a shared cache.
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    app.metrics.request(endpoint.index(), resp.status().as_u16(), start.elapsed().as_secs_f64());
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    app.metrics.request(
+        endpoint.index(),
+        resp.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
     resp
 }
 
@@ -112,13 +158,16 @@ pub fn tls_acceptor(cfg: &crate::config::TlsConfig) -> Result<tokio_rustls::TlsA
         .and_then(|it| it.collect())
         .map_err(|e| format!("{}: {e}", cfg.cert_file.display()))?;
     crate::config::secrets::read_secret_file(&cfg.key_file, false)?;
-    let key = PrivateKeyDer::from_pem_file(&cfg.key_file).map_err(|e| format!("{}: {e}", cfg.key_file.display()))?;
-    let mut sc = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("TLS certificate/key: {e}"))?;
+    let key = PrivateKeyDer::from_pem_file(&cfg.key_file)
+        .map_err(|e| format!("{}: {e}", cfg.key_file.display()))?;
+    let mut sc = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| format!("TLS certificate/key: {e}"))?;
     sc.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(sc)))
 }
@@ -159,7 +208,10 @@ pub async fn serve(
             async move { Ok::<_, Infallible>(handle(app, role, req, client).await) }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
-        builder.timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(true);
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .keep_alive(true);
         let watcher = graceful.watcher();
         let metrics = app.metrics.clone();
         let tls = tls.clone();
@@ -167,11 +219,17 @@ pub async fn serve(
             metrics.connections.inc();
             match tls {
                 None => {
-                    let _ = watcher.watch(builder.serve_connection(TokioIo::new(stream), svc)).await;
+                    let _ = watcher
+                        .watch(builder.serve_connection(TokioIo::new(stream), svc))
+                        .await;
                 }
                 Some(acceptor) => {
-                    if let Ok(Ok(tls_stream)) = tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                        let _ = watcher.watch(builder.serve_connection(TokioIo::new(tls_stream), svc)).await;
+                    if let Ok(Ok(tls_stream)) =
+                        tokio::time::timeout(header_timeout, acceptor.accept(stream)).await
+                    {
+                        let _ = watcher
+                            .watch(builder.serve_connection(TokioIo::new(tls_stream), svc))
+                            .await;
                     }
                 }
             }
@@ -182,8 +240,15 @@ pub async fn serve(
     drop(listener);
     let drain = Duration::from_secs(app.config.server.drain_timeout_secs);
     let open = graceful.count();
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
-        tracing::warn!(listener = role.as_str(), connections = open, "drain deadline passed; closing remaining connections");
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            listener = role.as_str(),
+            connections = open,
+            "drain deadline passed; closing remaining connections"
+        );
     } else {
         tracing::info!(listener = role.as_str(), "drained");
     }

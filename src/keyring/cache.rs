@@ -28,7 +28,10 @@ pub struct KeyCache {
 impl KeyCache {
     /// A cache holding at most `capacity` keys (0 disables caching).
     pub fn new(capacity: usize) -> Self {
-        Self { map: DashMap::with_capacity(capacity.min(1 << 16)), capacity }
+        Self {
+            map: DashMap::with_capacity(capacity.min(1 << 16)),
+            capacity,
+        }
     }
 
     /// Looks a key up.
@@ -94,7 +97,10 @@ mod tests {
         cache.insert(0, key(3));
         assert_eq!(cache.len(), 2);
         assert!(cache.get(0, &KeyId::from_bytes([3; 16])).is_some());
-        assert!(cache.get(1, &KeyId::from_bytes([3; 16])).is_none(), "other tenant");
+        assert!(
+            cache.get(1, &KeyId::from_bytes([3; 16])).is_none(),
+            "other tenant"
+        );
         cache.invalidate(0, &KeyId::from_bytes([3; 16]));
         assert!(cache.get(0, &KeyId::from_bytes([3; 16])).is_none());
     }

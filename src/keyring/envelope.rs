@@ -38,8 +38,9 @@ impl MasterKey {
                 .collect::<Result<Vec<u8>, _>>()
                 .map_err(|_| Error::MasterKey("bad hex".into()))?
         } else {
-            crate::encoding::b64_decode(text)
-                .map_err(|_| Error::MasterKey("expected 64 hex digits or base64 of 32 bytes".into()))?
+            crate::encoding::b64_decode(text).map_err(|_| {
+                Error::MasterKey("expected 64 hex digits or base64 of 32 bytes".into())
+            })?
         };
         let bytes = Zeroizing::new(bytes);
         let arr: [u8; 32] = bytes[..]
@@ -50,7 +51,9 @@ impl MasterKey {
 
     /// Draws a fresh master key (dev mode only).
     pub fn generate() -> Result<Self, Error> {
-        crypto::random_array().map(Self::from_bytes).map_err(|_| Error::Rng)
+        crypto::random_array()
+            .map(Self::from_bytes)
+            .map_err(|_| Error::Rng)
     }
 
     /// The text form written to a dev-mode master key file.
@@ -83,7 +86,11 @@ impl fmt::Debug for Keyring {
 impl Keyring {
     /// Builds a keyring over `master`.
     pub fn new(master: MasterKey) -> Self {
-        Self { master, keks: RwLock::default(), kid_keys: RwLock::default() }
+        Self {
+            master,
+            keks: RwLock::default(),
+            kid_keys: RwLock::default(),
+        }
     }
 
     fn derive(&self, info: &[u8]) -> Zeroizing<[u8; 32]> {
@@ -91,7 +98,12 @@ impl Keyring {
     }
 
     fn kek(&self, tenant: &str) -> Arc<SealingKey> {
-        if let Some(k) = self.keks.read().unwrap_or_else(|e| e.into_inner()).get(tenant) {
+        if let Some(k) = self
+            .keks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tenant)
+        {
             return k.clone();
         }
         let mut info = b"kek/".to_vec();
@@ -141,15 +153,29 @@ impl Keyring {
     /// tenant-specific derived key. Two nodes generating the "same" key concurrently pick the
     /// same KID, so the store's insert-if-absent makes creation idempotent everywhere; the
     /// keyed HMAC keeps KIDs from revealing anything about the content id.
-    pub fn derive_kid(&self, tenant: &str, content_id: &str, track: &str, period: Option<u64>) -> super::KeyId {
+    pub fn derive_kid(
+        &self,
+        tenant: &str,
+        content_id: &str,
+        track: &str,
+        period: Option<u64>,
+    ) -> super::KeyId {
         let key = {
-            let cached = self.kid_keys.read().unwrap_or_else(|e| e.into_inner()).get(tenant).cloned();
+            let cached = self
+                .kid_keys
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(tenant)
+                .cloned();
             match cached {
                 Some(k) => k,
                 None => {
                     let mut info = b"kid/".to_vec();
                     info.extend_from_slice(tenant.as_bytes());
-                    let k = Arc::new(crypto::HmacKey::new(crypto::HmacAlg::Sha256, &self.derive(&info)[..]));
+                    let k = Arc::new(crypto::HmacKey::new(
+                        crypto::HmacAlg::Sha256,
+                        &self.derive(&info)[..],
+                    ));
                     self.kid_keys
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
@@ -185,11 +211,17 @@ impl Keyring {
     pub fn verify_check_record(&self, record: &[u8]) -> Result<(), Error> {
         let plain = SealingKey::new(&self.derive(CHECK_INFO))
             .open(CHECK_INFO, record)
-            .map_err(|_| Error::MasterKey("this data directory was sealed with a different master key".into()))?;
+            .map_err(|_| {
+                Error::MasterKey(
+                    "this data directory was sealed with a different master key".into(),
+                )
+            })?;
         if &plain[..] == CHECK_PLAINTEXT {
             Ok(())
         } else {
-            Err(Error::MasterKey("master key check record is corrupt".into()))
+            Err(Error::MasterKey(
+                "master key check record is corrupt".into(),
+            ))
         }
     }
 }
@@ -218,9 +250,18 @@ mod tests {
         let m = meta([2; 16], "movie");
         let sealed = ring.seal("a", &m, &key).unwrap();
         assert_eq!(ring.open("a", &m, &sealed).unwrap(), key);
-        assert!(ring.open("b", &m, &sealed).is_err(), "moved to another tenant");
-        assert!(ring.open("a", &meta([3; 16], "movie"), &sealed).is_err(), "moved to another kid");
-        assert!(ring.open("a", &meta([2; 16], "other"), &sealed).is_err(), "moved to other content");
+        assert!(
+            ring.open("b", &m, &sealed).is_err(),
+            "moved to another tenant"
+        );
+        assert!(
+            ring.open("a", &meta([3; 16], "movie"), &sealed).is_err(),
+            "moved to another kid"
+        );
+        assert!(
+            ring.open("a", &meta([2; 16], "other"), &sealed).is_err(),
+            "moved to other content"
+        );
         let other = Keyring::new(MasterKey::from_bytes([2; 32]));
         assert!(other.open("a", &m, &sealed).is_err(), "wrong master key");
     }
@@ -241,7 +282,10 @@ mod tests {
         assert!(MasterKey::parse(&crate::encoding::b64_encode(&[5; 32])).is_ok());
         assert!(MasterKey::parse("short").is_err());
         assert!(MasterKey::parse(&crate::encoding::b64_encode(&[5; 31])).is_err());
-        assert_eq!(format!("{:?}", MasterKey::from_bytes([1; 32])), "MasterKey(<redacted>)");
+        assert_eq!(
+            format!("{:?}", MasterKey::from_bytes([1; 32])),
+            "MasterKey(<redacted>)"
+        );
     }
 
     #[test]

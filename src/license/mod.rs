@@ -34,7 +34,7 @@ pub struct Entitlement {
 impl Entitlement {
     /// Whether this entitlement covers a key, by KID or by content id.
     pub fn covers(&self, key: &CachedKey) -> bool {
-        self.kids.contains(&key.meta.kid) || self.content_ids.iter().any(|c| *c == key.meta.content_id)
+        self.kids.contains(&key.meta.kid) || self.content_ids.contains(&key.meta.content_id)
     }
 }
 
@@ -82,7 +82,10 @@ pub fn decide(
     found: Vec<(KeyId, Option<Arc<CachedKey>>)>,
     client_level: SecurityLevel,
 ) -> Grant {
-    let mut grant = Grant { keys: Vec::with_capacity(found.len()), omitted: Vec::new() };
+    let mut grant = Grant {
+        keys: Vec::with_capacity(found.len()),
+        omitted: Vec::new(),
+    };
     for (kid, key) in found {
         // Order matters for what a refused viewer learns: "not entitled" is reported before
         // "revoked" so a token cannot probe the state of keys it has no right to.
@@ -93,7 +96,9 @@ pub fn decide(
             Some(k) if !ent.policy.can_play || !ent.policy.allows_track(k.meta.track) => {
                 Err(Omission::TrackNotAllowed)
             }
-            Some(k) if ent.policy.required_level(k.meta.track) > client_level => Err(Omission::SecurityLevel),
+            Some(k) if ent.policy.required_level(k.meta.track) > client_level => {
+                Err(Omission::SecurityLevel)
+            }
             Some(_) => Ok(()),
         };
         match (verdict, key) {
@@ -111,16 +116,38 @@ mod tests {
     use crate::keyring::{ContentKey, KeyMeta, KeyState, TrackType};
     use std::collections::BTreeMap;
 
-    fn key(b: u8, content: &str, track: TrackType, state: KeyState) -> (KeyId, Option<Arc<CachedKey>>) {
+    fn key(
+        b: u8,
+        content: &str,
+        track: TrackType,
+        state: KeyState,
+    ) -> (KeyId, Option<Arc<CachedKey>>) {
         let kid = KeyId::from_bytes([b; 16]);
-        let meta = KeyMeta { kid, content_id: content.into(), track: Some(track), period: None, created_at: 0, state };
-        (kid, Some(Arc::new(CachedKey { meta, key: ContentKey::from_bytes([b; 16]) })))
+        let meta = KeyMeta {
+            kid,
+            content_id: content.into(),
+            track: Some(track),
+            period: None,
+            created_at: 0,
+            state,
+        };
+        (
+            kid,
+            Some(Arc::new(CachedKey {
+                meta,
+                key: ContentKey::from_bytes([b; 16]),
+            })),
+        )
     }
 
     #[test]
     fn rules_in_order() {
-        let mut policy = Policy { allowed_tracks: vec![TrackType::Sd, TrackType::Hd, TrackType::Uhd1], ..Default::default() };
-        policy.track_security_level = BTreeMap::from([(TrackType::Uhd1, SecurityLevel::HwSecureAll)]);
+        let mut policy = Policy {
+            allowed_tracks: vec![TrackType::Sd, TrackType::Hd, TrackType::Uhd1],
+            ..Default::default()
+        };
+        policy.track_security_level =
+            BTreeMap::from([(TrackType::Uhd1, SecurityLevel::HwSecureAll)]);
         let ent = Entitlement {
             tenant: 0,
             kids: vec![KeyId::from_bytes([5; 16])],
@@ -140,8 +167,18 @@ mod tests {
             key(7, "other", TrackType::Hd, KeyState::Revoked { at: 1 }),
         ];
         let g = decide(&ent, found, SecurityLevel::SwSecureCrypto);
-        assert_eq!(g.keys.iter().map(|k| k.meta.kid.as_bytes()[0]).collect::<Vec<_>>(), vec![1]);
-        let why: Vec<_> = g.omitted.iter().map(|(k, w)| (k.as_bytes()[0], *w)).collect();
+        assert_eq!(
+            g.keys
+                .iter()
+                .map(|k| k.meta.kid.as_bytes()[0])
+                .collect::<Vec<_>>(),
+            vec![1]
+        );
+        let why: Vec<_> = g
+            .omitted
+            .iter()
+            .map(|(k, w)| (k.as_bytes()[0], *w))
+            .collect();
         assert_eq!(
             why,
             vec![

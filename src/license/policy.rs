@@ -124,7 +124,9 @@ impl Policy {
 
     /// The HDCP a client must enforce for `track`.
     pub fn required_hdcp(&self, track: Option<TrackType>) -> Hdcp {
-        track.and_then(|t| self.hdcp.get(&t).copied()).unwrap_or(Hdcp::None)
+        track
+            .and_then(|t| self.hdcp.get(&t).copied())
+            .unwrap_or(Hdcp::None)
     }
 
     /// Whether the policy releases keys of `track` at all. A key with no track type is
@@ -152,9 +154,15 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(p.required_level(Some(TrackType::Hd)), SecurityLevel::HwSecureAll);
+        assert_eq!(
+            p.required_level(Some(TrackType::Hd)),
+            SecurityLevel::HwSecureAll
+        );
         // A per-track level never lowers the global minimum.
-        assert_eq!(p.required_level(Some(TrackType::Sd)), SecurityLevel::SwSecureDecode);
+        assert_eq!(
+            p.required_level(Some(TrackType::Sd)),
+            SecurityLevel::SwSecureDecode
+        );
         assert_eq!(p.required_hdcp(Some(TrackType::Hd)), Hdcp::V2_2);
         assert!(p.allows_track(Some(TrackType::Sd)));
         assert!(!p.allows_track(Some(TrackType::Audio)));

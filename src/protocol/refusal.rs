@@ -39,7 +39,9 @@ impl ApiError for Error {
             Error::Auth(e) => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED),
             Error::Refused(_) | Error::PersistenceNotAllowed => StatusCode::FORBIDDEN,
             Error::NotFound => StatusCode::NOT_FOUND,
-            Error::App(crate::app::Error::Store(crate::store::Error::Unavailable(_))) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::App(crate::app::Error::Store(crate::store::Error::Unavailable(_))) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::App(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -52,7 +54,9 @@ impl ApiError for Error {
             Error::Refused(_) => "no_entitled_keys",
             Error::NotFound => "key_not_found",
             Error::PersistenceNotAllowed => "persistence_not_allowed",
-            Error::App(crate::app::Error::Store(crate::store::Error::Unavailable(_))) => "store_unavailable",
+            Error::App(crate::app::Error::Store(crate::store::Error::Unavailable(_))) => {
+                "store_unavailable"
+            }
             Error::App(_) => "internal",
         }
     }

@@ -4,6 +4,11 @@
 //! also call [`write_fixture`], reopen, and [`check_fixture`]. It panics on the first
 //! violation, like any test.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test suite: a failed store call is a failed test"
+)]
+
 use super::{ChangeKind, Error, KeyRecord, KeyStore};
 use crate::keyring::{KeyId, KeyMeta, KeyState, TrackType};
 
@@ -24,8 +29,20 @@ fn rec(kid: u8, content: &str, track: Option<TrackType>, period: Option<u64>) ->
 /// Runs every check against an empty store.
 pub async fn run(store: &dyn KeyStore) {
     // Empty store.
-    assert_eq!(store.get_keys("t1", &[KeyId::from_bytes([1; 16])]).await.unwrap(), vec![None]);
-    assert!(store.list_by_content("t1", "movie").await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .get_keys("t1", &[KeyId::from_bytes([1; 16])])
+            .await
+            .unwrap(),
+        vec![None]
+    );
+    assert!(
+        store
+            .list_by_content("t1", "movie")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(store.changes_since(0, 100).await.unwrap().is_empty());
     assert_eq!(store.change_cursor().await.unwrap(), 0);
     store.ping().await.unwrap();
@@ -33,7 +50,10 @@ pub async fn run(store: &dyn KeyStore) {
     // Insert and read back, batched and positional.
     let a = rec(1, "movie", Some(TrackType::Sd), None);
     let b = rec(2, "movie", Some(TrackType::Hd), None);
-    let out = store.insert_keys("t1", vec![a.clone(), b.clone()]).await.unwrap();
+    let out = store
+        .insert_keys("t1", vec![a.clone(), b.clone()])
+        .await
+        .unwrap();
     assert!(out.iter().all(|i| i.created));
     let got = store
         .get_keys("t1", &[b.meta.kid, KeyId::from_bytes([9; 16]), a.meta.kid])
@@ -42,11 +62,23 @@ pub async fn run(store: &dyn KeyStore) {
     assert_eq!(got, vec![Some(b.clone()), None, Some(a.clone())]);
 
     // Tenants are isolated: the same KID is invisible, and insertable, in another tenant.
-    assert_eq!(store.get_keys("t2", &[a.meta.kid]).await.unwrap(), vec![None]);
-    assert!(store.list_by_content("t2", "movie").await.unwrap().is_empty());
+    assert_eq!(
+        store.get_keys("t2", &[a.meta.kid]).await.unwrap(),
+        vec![None]
+    );
+    assert!(
+        store
+            .list_by_content("t2", "movie")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let other = rec(1, "other-tenant-movie", None, None);
     assert!(store.insert_keys("t2", vec![other.clone()]).await.unwrap()[0].created);
-    assert_eq!(store.get_keys("t1", &[a.meta.kid]).await.unwrap(), vec![Some(a.clone())]);
+    assert_eq!(
+        store.get_keys("t1", &[a.meta.kid]).await.unwrap(),
+        vec![Some(a.clone())]
+    );
 
     // Idempotent insert: same KID and content id returns the stored record, unchanged.
     let mut again = a.clone();
@@ -62,13 +94,25 @@ pub async fn run(store: &dyn KeyStore) {
         Err(Error::Conflict(kid)) => assert_eq!(kid, a.meta.kid),
         other => panic!("expected Conflict, got {other:?}"),
     }
-    assert_eq!(store.get_keys("t1", &[c.meta.kid]).await.unwrap(), vec![None]);
+    assert_eq!(
+        store.get_keys("t1", &[c.meta.kid]).await.unwrap(),
+        vec![None]
+    );
 
     // Listing by content id: ordered by (period, track, kid), other content ids excluded, and
     // a content id that is a prefix of another does not leak into it.
-    store.insert_keys("t1", vec![rec(4, "movie", Some(TrackType::Sd), Some(0))]).await.unwrap();
-    store.insert_keys("t1", vec![rec(5, "movie-2", Some(TrackType::Sd), None)]).await.unwrap();
-    store.insert_keys("t1", vec![rec(6, "mov", Some(TrackType::Sd), None)]).await.unwrap();
+    store
+        .insert_keys("t1", vec![rec(4, "movie", Some(TrackType::Sd), Some(0))])
+        .await
+        .unwrap();
+    store
+        .insert_keys("t1", vec![rec(5, "movie-2", Some(TrackType::Sd), None)])
+        .await
+        .unwrap();
+    store
+        .insert_keys("t1", vec![rec(6, "mov", Some(TrackType::Sd), None)])
+        .await
+        .unwrap();
     let listed: Vec<u8> = store
         .list_by_content("t1", "movie")
         .await
@@ -81,12 +125,25 @@ pub async fn run(store: &dyn KeyStore) {
     // Revocation: state change, idempotent (first time kept), unknown KID -> None.
     let revoked = store.revoke("t1", a.meta.kid, 100).await.unwrap().unwrap();
     assert_eq!(revoked.meta.state, KeyState::Revoked { at: 100 });
-    assert_eq!(revoked.sealed, a.sealed, "revocation must not touch the sealed key");
+    assert_eq!(
+        revoked.sealed, a.sealed,
+        "revocation must not touch the sealed key"
+    );
     let again = store.revoke("t1", a.meta.kid, 200).await.unwrap().unwrap();
     assert_eq!(again.meta.state, KeyState::Revoked { at: 100 });
-    assert!(store.revoke("t1", KeyId::from_bytes([9; 16]), 1).await.unwrap().is_none());
+    assert!(
+        store
+            .revoke("t1", KeyId::from_bytes([9; 16]), 1)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(
-        store.get_keys("t2", &[a.meta.kid]).await.unwrap()[0].as_ref().unwrap().meta.state,
+        store.get_keys("t2", &[a.meta.kid]).await.unwrap()[0]
+            .as_ref()
+            .unwrap()
+            .meta
+            .state,
         KeyState::Active,
         "revoking in t1 must not touch t2"
     );
@@ -94,41 +151,92 @@ pub async fn run(store: &dyn KeyStore) {
     // Change feed: monotonic, cursor-based, limited, and it records the revocation once.
     let all = store.changes_since(0, 1000).await.unwrap();
     assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
-    let revocations: Vec<_> = all.iter().filter(|c| c.kind == ChangeKind::Revoked).collect();
+    let revocations: Vec<_> = all
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Revoked)
+        .collect();
     assert_eq!(revocations.len(), 1);
-    assert_eq!((revocations[0].tenant.as_str(), revocations[0].kid), ("t1", a.meta.kid));
+    assert_eq!(
+        (revocations[0].tenant.as_str(), revocations[0].kid),
+        ("t1", a.meta.kid)
+    );
     let first_two = store.changes_since(0, 2).await.unwrap();
     assert_eq!(first_two.len(), 2);
     let rest = store.changes_since(first_two[1].seq, 1000).await.unwrap();
     assert_eq!(rest.len(), all.len() - 2);
-    assert_eq!(store.change_cursor().await.unwrap(), all.last().unwrap().seq);
-    assert!(store.changes_since(store.change_cursor().await.unwrap(), 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.change_cursor().await.unwrap(),
+        all.last().unwrap().seq
+    );
+    assert!(
+        store
+            .changes_since(store.change_cursor().await.unwrap(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Metadata: put-if-absent keeps the first value.
     assert_eq!(store.meta_get("check").await.unwrap(), None);
-    assert_eq!(store.meta_put_if_absent("check", b"one".to_vec()).await.unwrap(), b"one");
-    assert_eq!(store.meta_put_if_absent("check", b"two".to_vec()).await.unwrap(), b"one");
-    assert_eq!(store.meta_get("check").await.unwrap().as_deref(), Some(&b"one"[..]));
+    assert_eq!(
+        store
+            .meta_put_if_absent("check", b"one".to_vec())
+            .await
+            .unwrap(),
+        b"one"
+    );
+    assert_eq!(
+        store
+            .meta_put_if_absent("check", b"two".to_vec())
+            .await
+            .unwrap(),
+        b"one"
+    );
+    assert_eq!(
+        store.meta_get("check").await.unwrap().as_deref(),
+        Some(&b"one"[..])
+    );
 }
 
 /// Writes a known state for a durability check across a reopen.
 pub async fn write_fixture(store: &dyn KeyStore) {
     store
-        .insert_keys("t1", vec![rec(1, "movie", Some(TrackType::Sd), None), rec(2, "movie", None, Some(7))])
+        .insert_keys(
+            "t1",
+            vec![
+                rec(1, "movie", Some(TrackType::Sd), None),
+                rec(2, "movie", None, Some(7)),
+            ],
+        )
         .await
         .unwrap();
-    store.revoke("t1", KeyId::from_bytes([2; 16]), 42).await.unwrap();
-    store.meta_put_if_absent("check", b"v".to_vec()).await.unwrap();
+    store
+        .revoke("t1", KeyId::from_bytes([2; 16]), 42)
+        .await
+        .unwrap();
+    store
+        .meta_put_if_absent("check", b"v".to_vec())
+        .await
+        .unwrap();
 }
 
 /// Checks the state written by [`write_fixture`].
 pub async fn check_fixture(store: &dyn KeyStore) {
     let got = store
-        .get_keys("t1", &[KeyId::from_bytes([1; 16]), KeyId::from_bytes([2; 16])])
+        .get_keys(
+            "t1",
+            &[KeyId::from_bytes([1; 16]), KeyId::from_bytes([2; 16])],
+        )
         .await
         .unwrap();
     assert_eq!(got[0], Some(rec(1, "movie", Some(TrackType::Sd), None)));
-    assert_eq!(got[1].as_ref().unwrap().meta.state, KeyState::Revoked { at: 42 });
+    assert_eq!(
+        got[1].as_ref().unwrap().meta.state,
+        KeyState::Revoked { at: 42 }
+    );
     assert_eq!(store.changes_since(0, 10).await.unwrap().len(), 3);
-    assert_eq!(store.meta_get("check").await.unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(
+        store.meta_get("check").await.unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
 }

@@ -16,7 +16,8 @@ use std::sync::Arc;
 /// (tenant, kid) -> JSON of [`StoredKey`].
 const KEYS: TableDefinition<(&str, &[u8]), &[u8]> = TableDefinition::new("keys");
 /// (tenant, content id, kid) -> () : secondary index for `list_by_content`.
-const BY_CONTENT: TableDefinition<(&str, &str, &[u8]), ()> = TableDefinition::new("keys_by_content");
+const BY_CONTENT: TableDefinition<(&str, &str, &[u8]), ()> =
+    TableDefinition::new("keys_by_content");
 /// seq -> JSON of [`Change`].
 const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
 /// name -> bytes.
@@ -31,14 +32,21 @@ struct StoredKey {
 }
 
 fn encode(rec: &KeyRecord) -> Result<Vec<u8>> {
-    serde_json::to_vec(&StoredKey { meta: rec.meta.clone(), sealed: crate::encoding::b64_encode(&rec.sealed) })
-        .map_err(|e| Error::Corrupt(e.to_string()))
+    serde_json::to_vec(&StoredKey {
+        meta: rec.meta.clone(),
+        sealed: crate::encoding::b64_encode(&rec.sealed),
+    })
+    .map_err(|e| Error::Corrupt(e.to_string()))
 }
 
 fn decode(bytes: &[u8]) -> Result<KeyRecord> {
     let s: StoredKey = serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(e.to_string()))?;
-    let sealed = crate::encoding::b64_decode(&s.sealed).map_err(|e| Error::Corrupt(e.to_string()))?;
-    Ok(KeyRecord { meta: s.meta, sealed })
+    let sealed =
+        crate::encoding::b64_decode(&s.sealed).map_err(|e| Error::Corrupt(e.to_string()))?;
+    Ok(KeyRecord {
+        meta: s.meta,
+        sealed,
+    })
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Error {
@@ -89,7 +97,9 @@ impl EmbeddedStore {
         f: impl FnOnce(&Database) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db)).await.map_err(unavailable)?
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(unavailable)?
     }
 }
 
@@ -99,8 +109,17 @@ fn append_change(
     kid: KeyId,
     kind: ChangeKind,
 ) -> Result<()> {
-    let seq = changes.last().map_err(unavailable)?.map_or(0, |(k, _)| k.value()) + 1;
-    let change = Change { seq, tenant: tenant.to_owned(), kid, kind };
+    let seq = changes
+        .last()
+        .map_err(unavailable)?
+        .map_or(0, |(k, _)| k.value())
+        + 1;
+    let change = Change {
+        seq,
+        tenant: tenant.to_owned(),
+        kid,
+        kind,
+    };
     let bytes = serde_json::to_vec(&change).map_err(|e| Error::Corrupt(e.to_string()))?;
     changes.insert(seq, bytes.as_slice()).map_err(unavailable)?;
     Ok(())
@@ -112,7 +131,8 @@ impl KeyStore for EmbeddedStore {
         let tenant = tenant.to_owned();
         self.blocking(move |db| {
             let mut tx = db.begin_write().map_err(unavailable)?;
-            tx.set_durability(redb::Durability::Immediate).map_err(unavailable)?;
+            tx.set_durability(redb::Durability::Immediate)
+                .map_err(unavailable)?;
             let mut out = Vec::with_capacity(records.len());
             {
                 let mut keys = tx.open_table(KEYS).map_err(unavailable)?;
@@ -127,7 +147,10 @@ impl KeyStore for EmbeddedStore {
                         .transpose()?;
                     match existing {
                         Some(old) if old.meta.content_id == rec.meta.content_id => {
-                            out.push(Inserted { record: old, created: false });
+                            out.push(Inserted {
+                                record: old,
+                                created: false,
+                            });
                         }
                         // Dropping `tx` without commit aborts the whole batch.
                         Some(_) => return Err(Error::Conflict(kid)),
@@ -136,10 +159,20 @@ impl KeyStore for EmbeddedStore {
                             keys.insert((tenant.as_str(), &kid.as_bytes()[..]), bytes.as_slice())
                                 .map_err(unavailable)?;
                             by_content
-                                .insert((tenant.as_str(), rec.meta.content_id.as_str(), &kid.as_bytes()[..]), ())
+                                .insert(
+                                    (
+                                        tenant.as_str(),
+                                        rec.meta.content_id.as_str(),
+                                        &kid.as_bytes()[..],
+                                    ),
+                                    (),
+                                )
                                 .map_err(unavailable)?;
                             append_change(&mut changes, &tenant, kid, ChangeKind::Created)?;
-                            out.push(Inserted { record: rec, created: true });
+                            out.push(Inserted {
+                                record: rec,
+                                created: true,
+                            });
                         }
                     }
                 }
@@ -186,7 +219,11 @@ impl KeyStore for EmbeddedStore {
                 }
             }
             out.sort_by(|a, b| {
-                (a.meta.period, a.meta.track, a.meta.kid).cmp(&(b.meta.period, b.meta.track, b.meta.kid))
+                (a.meta.period, a.meta.track, a.meta.kid).cmp(&(
+                    b.meta.period,
+                    b.meta.track,
+                    b.meta.kid,
+                ))
             });
             Ok(out)
         })
@@ -197,7 +234,8 @@ impl KeyStore for EmbeddedStore {
         let tenant = tenant.to_owned();
         self.blocking(move |db| {
             let mut tx = db.begin_write().map_err(unavailable)?;
-            tx.set_durability(redb::Durability::Immediate).map_err(unavailable)?;
+            tx.set_durability(redb::Durability::Immediate)
+                .map_err(unavailable)?;
             let result = {
                 let mut keys = tx.open_table(KEYS).map_err(unavailable)?;
                 let mut changes = tx.open_table(CHANGES).map_err(unavailable)?;
@@ -230,9 +268,15 @@ impl KeyStore for EmbeddedStore {
             let tx = db.begin_read().map_err(unavailable)?;
             let changes = tx.open_table(CHANGES).map_err(unavailable)?;
             let mut out = Vec::new();
-            for entry in changes.range(cursor.saturating_add(1)..).map_err(unavailable)?.take(limit) {
+            for entry in changes
+                .range(cursor.saturating_add(1)..)
+                .map_err(unavailable)?
+                .take(limit)
+            {
                 let (_, v) = entry.map_err(unavailable)?;
-                out.push(serde_json::from_slice(v.value()).map_err(|e| Error::Corrupt(e.to_string()))?);
+                out.push(
+                    serde_json::from_slice(v.value()).map_err(|e| Error::Corrupt(e.to_string()))?,
+                );
             }
             Ok(out)
         })
@@ -243,7 +287,10 @@ impl KeyStore for EmbeddedStore {
         self.blocking(|db| {
             let tx = db.begin_read().map_err(unavailable)?;
             let changes = tx.open_table(CHANGES).map_err(unavailable)?;
-            Ok(changes.last().map_err(unavailable)?.map_or(0, |(k, _)| k.value()))
+            Ok(changes
+                .last()
+                .map_err(unavailable)?
+                .map_or(0, |(k, _)| k.value()))
         })
         .await
     }
@@ -253,7 +300,10 @@ impl KeyStore for EmbeddedStore {
         self.blocking(move |db| {
             let tx = db.begin_read().map_err(unavailable)?;
             let meta = tx.open_table(META).map_err(unavailable)?;
-            Ok(meta.get(name.as_str()).map_err(unavailable)?.map(|v| v.value().to_vec()))
+            Ok(meta
+                .get(name.as_str())
+                .map_err(unavailable)?
+                .map(|v| v.value().to_vec()))
         })
         .await
     }
@@ -262,14 +312,19 @@ impl KeyStore for EmbeddedStore {
         let name = name.to_owned();
         self.blocking(move |db| {
             let mut tx = db.begin_write().map_err(unavailable)?;
-            tx.set_durability(redb::Durability::Immediate).map_err(unavailable)?;
+            tx.set_durability(redb::Durability::Immediate)
+                .map_err(unavailable)?;
             let stored = {
                 let mut meta = tx.open_table(META).map_err(unavailable)?;
-                let existing = meta.get(name.as_str()).map_err(unavailable)?.map(|v| v.value().to_vec());
+                let existing = meta
+                    .get(name.as_str())
+                    .map_err(unavailable)?
+                    .map(|v| v.value().to_vec());
                 match existing {
                     Some(v) => v,
                     None => {
-                        meta.insert(name.as_str(), value.as_slice()).map_err(unavailable)?;
+                        meta.insert(name.as_str(), value.as_slice())
+                            .map_err(unavailable)?;
                         value
                     }
                 }

@@ -5,13 +5,17 @@
 //! Label sets are resolved once at startup into plain counters, so recording on the hot path
 //! is an atomic add, not a hash lookup under a lock.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry,
+};
 use std::collections::HashMap;
 
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// Latency buckets, seconds: 50 us .. 5 s (licences are served in tens of microseconds).
-const LATENCY_BUCKETS: [f64; 14] =
-    [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+];
 
 struct EndpointMetrics {
     by_class: [IntCounter; 5],
@@ -64,22 +68,38 @@ fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> 
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     #[expect(clippy::expect_used, reason = "constant, valid metric definition")]
-    reg(r, IntCounterVec::new(Opts::new(name, help).namespace("tessera"), labels).expect("valid metric"))
+    reg(
+        r,
+        IntCounterVec::new(Opts::new(name, help).namespace("tessera"), labels)
+            .expect("valid metric"),
+    )
 }
 
 impl Metrics {
     /// Registers every metric. `endpoints`, `protocols` and `reasons` are the complete label
     /// value sets, known at compile time.
-    pub fn new(endpoints: &[&'static str], protocols: &[&'static str], reasons: &[&'static str]) -> Self {
+    pub fn new(
+        endpoints: &[&'static str],
+        protocols: &[&'static str],
+        reasons: &[&'static str],
+    ) -> Self {
         let r = Registry::new();
-        let requests = counter_vec(&r, "http_requests_total", "HTTP requests by endpoint and status class.", &["endpoint", "status_class"]);
+        let requests = counter_vec(
+            &r,
+            "http_requests_total",
+            "HTTP requests by endpoint and status class.",
+            &["endpoint", "status_class"],
+        );
         #[expect(clippy::expect_used, reason = "constant, valid metric definitions")]
         let latency = reg(
             &r,
             HistogramVec::new(
-                HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by endpoint.")
-                    .namespace("tessera")
-                    .buckets(LATENCY_BUCKETS.to_vec()),
+                HistogramOpts::new(
+                    "http_request_duration_seconds",
+                    "HTTP request latency by endpoint.",
+                )
+                .namespace("tessera")
+                .buckets(LATENCY_BUCKETS.to_vec()),
                 &["endpoint"],
             )
             .expect("valid metric"),
@@ -91,40 +111,136 @@ impl Metrics {
                 latency: latency.with_label_values(&[e]),
             })
             .collect();
-        let licenses = counter_vec(&r, "licenses_issued_total", "Licences issued, by protocol.", &["protocol"]);
-        let released = counter_vec(&r, "keys_released_total", "Content keys released in licences, by protocol.", &["protocol"]);
-        let denials = counter_vec(&r, "auth_denials_total", "Requests refused by authentication or authorisation, by reason.", &["reason"]);
+        let licenses = counter_vec(
+            &r,
+            "licenses_issued_total",
+            "Licences issued, by protocol.",
+            &["protocol"],
+        );
+        let released = counter_vec(
+            &r,
+            "keys_released_total",
+            "Content keys released in licences, by protocol.",
+            &["protocol"],
+        );
+        let denials = counter_vec(
+            &r,
+            "auth_denials_total",
+            "Requests refused by authentication or authorisation, by reason.",
+            &["reason"],
+        );
         #[expect(clippy::expect_used, reason = "constant, valid metric definitions")]
         let m = Self {
             endpoints,
-            licenses: protocols.iter().map(|p| (*p, licenses.with_label_values(&[p]))).collect(),
-            keys_released: protocols.iter().map(|p| (*p, released.with_label_values(&[p]))).collect(),
-            denials: reasons.iter().map(|p| (*p, denials.with_label_values(&[p]))).collect(),
-            keys_created: counter_vec(&r, "keys_created_total", "Content keys created, by source.", &["source"]),
-            keys_revoked: reg(&r, IntCounter::with_opts(Opts::new("keys_revoked_total", "Content keys revoked.").namespace("tessera")).expect("valid")),
-            cache_hits: reg(&r, IntCounter::with_opts(Opts::new("key_cache_hits_total", "Opened-key cache hits.").namespace("tessera")).expect("valid")),
-            cache_misses: reg(&r, IntCounter::with_opts(Opts::new("key_cache_misses_total", "Opened-key cache misses.").namespace("tessera")).expect("valid")),
-            cache_size: reg(&r, IntGauge::with_opts(Opts::new("key_cache_entries", "Opened keys held in memory.").namespace("tessera")).expect("valid")),
+            licenses: protocols
+                .iter()
+                .map(|p| (*p, licenses.with_label_values(&[p])))
+                .collect(),
+            keys_released: protocols
+                .iter()
+                .map(|p| (*p, released.with_label_values(&[p])))
+                .collect(),
+            denials: reasons
+                .iter()
+                .map(|p| (*p, denials.with_label_values(&[p])))
+                .collect(),
+            keys_created: counter_vec(
+                &r,
+                "keys_created_total",
+                "Content keys created, by source.",
+                &["source"],
+            ),
+            keys_revoked: reg(
+                &r,
+                IntCounter::with_opts(
+                    Opts::new("keys_revoked_total", "Content keys revoked.").namespace("tessera"),
+                )
+                .expect("valid"),
+            ),
+            cache_hits: reg(
+                &r,
+                IntCounter::with_opts(
+                    Opts::new("key_cache_hits_total", "Opened-key cache hits.")
+                        .namespace("tessera"),
+                )
+                .expect("valid"),
+            ),
+            cache_misses: reg(
+                &r,
+                IntCounter::with_opts(
+                    Opts::new("key_cache_misses_total", "Opened-key cache misses.")
+                        .namespace("tessera"),
+                )
+                .expect("valid"),
+            ),
+            cache_size: reg(
+                &r,
+                IntGauge::with_opts(
+                    Opts::new("key_cache_entries", "Opened keys held in memory.")
+                        .namespace("tessera"),
+                )
+                .expect("valid"),
+            ),
             store_latency: reg(
                 &r,
                 HistogramVec::new(
-                    HistogramOpts::new("store_operation_duration_seconds", "Key store operation latency, by operation.")
-                        .namespace("tessera")
-                        .buckets(LATENCY_BUCKETS.to_vec()),
+                    HistogramOpts::new(
+                        "store_operation_duration_seconds",
+                        "Key store operation latency, by operation.",
+                    )
+                    .namespace("tessera")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
                     &["op"],
                 )
                 .expect("valid"),
             ),
-            store_errors: counter_vec(&r, "store_errors_total", "Key store operation errors, by operation.", &["op"]),
-            jwks_fetches: counter_vec(&r, "jwks_fetches_total", "JWKS fetches, by result.", &["result"]),
-            audit_records: reg(&r, IntCounter::with_opts(Opts::new("audit_records_total", "Audit records written.").namespace("tessera")).expect("valid")),
-            audit_errors: reg(&r, IntCounter::with_opts(Opts::new("audit_errors_total", "Audit records that could not be written.").namespace("tessera")).expect("valid")),
-            connections: reg(&r, IntGauge::with_opts(Opts::new("open_connections", "Open client connections.").namespace("tessera")).expect("valid")),
+            store_errors: counter_vec(
+                &r,
+                "store_errors_total",
+                "Key store operation errors, by operation.",
+                &["op"],
+            ),
+            jwks_fetches: counter_vec(
+                &r,
+                "jwks_fetches_total",
+                "JWKS fetches, by result.",
+                &["result"],
+            ),
+            audit_records: reg(
+                &r,
+                IntCounter::with_opts(
+                    Opts::new("audit_records_total", "Audit records written.").namespace("tessera"),
+                )
+                .expect("valid"),
+            ),
+            audit_errors: reg(
+                &r,
+                IntCounter::with_opts(
+                    Opts::new(
+                        "audit_errors_total",
+                        "Audit records that could not be written.",
+                    )
+                    .namespace("tessera"),
+                )
+                .expect("valid"),
+            ),
+            connections: reg(
+                &r,
+                IntGauge::with_opts(
+                    Opts::new("open_connections", "Open client connections.").namespace("tessera"),
+                )
+                .expect("valid"),
+            ),
             registry: r,
         };
-        let info = IntCounterVec::new(Opts::new("build_info", "Build information.").namespace("tessera"), &["version"]);
+        let info = IntCounterVec::new(
+            Opts::new("build_info", "Build information.").namespace("tessera"),
+            &["version"],
+        );
         if let Ok(info) = info {
-            reg(&m.registry, info.clone()).with_label_values(&[env!("CARGO_PKG_VERSION")]).inc();
+            reg(&m.registry, info.clone())
+                .with_label_values(&[env!("CARGO_PKG_VERSION")])
+                .inc();
         }
         m
     }

@@ -23,11 +23,20 @@ pub async fn handle(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Respons
     }
 }
 
-async fn license(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Result<Response<Full<Bytes>>, Error> {
+async fn license(
+    app: &App,
+    req: Request<Incoming>,
+    ctx: &mut Ctx,
+) -> Result<Response<Full<Bytes>>, Error> {
     let (parts, body) = req.into_parts();
     // Authenticate before reading the body: an anonymous client cannot make us buffer it.
     let ent = app.entitle(body::bearer(&parts.headers), ctx).await?;
-    let bytes = body::collect(&parts.headers, body, app.config.limits.max_license_body_bytes).await?;
+    let bytes = body::collect(
+        &parts.headers,
+        body,
+        app.config.limits.max_license_body_bytes,
+    )
+    .await?;
     let request = message::parse(&bytes, app.config.limits.max_kids_per_request)
         .map_err(|e| Error::Request(e.to_string()))?;
     if request.session_type == SessionType::PersistentLicense && !ent.policy.can_persist {
@@ -38,20 +47,30 @@ async fn license(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Result<Res
     if grant.keys.is_empty() {
         app.metrics.denial("not_entitled");
         return Err(Error::Refused(
-            grant.omitted.iter().map(|(k, why)| (message::kid_b64url(k), why.code())).collect(),
+            grant
+                .omitted
+                .iter()
+                .map(|(k, why)| (message::kid_b64url(k), why.code()))
+                .collect(),
         ));
     }
     let mut out = Vec::with_capacity(64 + 80 * grant.keys.len());
-    message::encode(grant.keys.iter().map(|k| (&k.meta.kid, &k.key)), request.session_type, &mut out);
+    message::encode(
+        grant.keys.iter().map(|k| (&k.meta.kid, &k.key)),
+        request.session_type,
+        &mut out,
+    );
     app.metrics.license(PROTOCOL, grant.keys.len());
     app.audit(
         ctx,
-        "key.release",
-        PROTOCOL,
-        grant.keys.iter().map(|k| k.meta.kid.to_string()).collect(),
-        None,
-        ent.subject.as_deref(),
-        ent.token_id.as_deref(),
+        crate::audit::Event {
+            event: "key.release",
+            protocol: PROTOCOL,
+            kids: grant.keys.iter().map(|k| k.meta.kid.to_string()).collect(),
+            content_id: None,
+            subject: ent.subject.as_deref(),
+            token_id: ent.token_id.as_deref(),
+        },
     )
     .await;
     Ok(error::ok("application/json", out))

@@ -92,7 +92,11 @@ pub fn parse(body: &[u8], max_kids: usize) -> Result<LicenseRequest, Error> {
 
 /// Encodes the licence (a JWK set, EME §9.1.4) into `out`. Written by hand: the shape is
 /// fixed, and every value is base64url or a constant, so nothing needs JSON escaping.
-pub fn encode<'k>(keys: impl IntoIterator<Item = (&'k KeyId, &'k ContentKey)>, session: SessionType, out: &mut Vec<u8>) {
+pub fn encode<'k>(
+    keys: impl IntoIterator<Item = (&'k KeyId, &'k ContentKey)>,
+    session: SessionType,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(b"{\"keys\":[");
     for (i, (kid, key)) in keys.into_iter().enumerate() {
         if i > 0 {
@@ -121,10 +125,24 @@ mod tests {
 
     #[test]
     fn parses_the_eme_example_shape() {
-        let r = parse(br#"{"kids":["AAECAwQFBgcICQoLDA0ODw","AAECAwQFBgcICQoLDA0ODw"],"type":"temporary"}"#, 8).unwrap();
-        assert_eq!(r.kids, vec![KeyId::from_bytes([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15])]);
+        let r = parse(
+            br#"{"kids":["AAECAwQFBgcICQoLDA0ODw","AAECAwQFBgcICQoLDA0ODw"],"type":"temporary"}"#,
+            8,
+        )
+        .unwrap();
+        assert_eq!(
+            r.kids,
+            vec![KeyId::from_bytes([
+                0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+            ])]
+        );
         assert_eq!(r.session_type, SessionType::Temporary);
-        assert_eq!(parse(br#"{"kids":["AAECAwQFBgcICQoLDA0ODw"]}"#, 8).unwrap().session_type, SessionType::Temporary);
+        assert_eq!(
+            parse(br#"{"kids":["AAECAwQFBgcICQoLDA0ODw"]}"#, 8)
+                .unwrap()
+                .session_type,
+            SessionType::Temporary
+        );
     }
 
     #[test]
@@ -132,11 +150,29 @@ mod tests {
         assert_eq!(parse(b"not json", 8), Err(Error::Json));
         assert_eq!(parse(br#"{"kids":[]}"#, 8), Err(Error::NoKids));
         assert_eq!(parse(br#"{"type":"temporary"}"#, 8), Err(Error::Json));
-        assert!(matches!(parse(br#"{"kids":["AAECAwQFBgcICQoLDA0ODw=="]}"#, 8), Err(Error::BadKid(_))));
-        assert!(matches!(parse(br#"{"kids":["AAECAwQFBgcICQoLDA0O"]}"#, 8), Err(Error::BadKid(_))));
-        assert!(matches!(parse(br#"{"kids":["AAECAwQFBgcICQoLDA0OD+"]}"#, 8), Err(Error::BadKid(_))));
-        assert_eq!(parse(br#"{"kids":["AAECAwQFBgcICQoLDA0ODw"],"type":"x"}"#, 8), Err(Error::BadType));
-        assert_eq!(parse(br#"{"kids":["AAECAwQFBgcICQoLDA0ODw","AQECAwQFBgcICQoLDA0ODw"]}"#, 1), Err(Error::TooManyKids(1)));
+        assert!(matches!(
+            parse(br#"{"kids":["AAECAwQFBgcICQoLDA0ODw=="]}"#, 8),
+            Err(Error::BadKid(_))
+        ));
+        assert!(matches!(
+            parse(br#"{"kids":["AAECAwQFBgcICQoLDA0O"]}"#, 8),
+            Err(Error::BadKid(_))
+        ));
+        assert!(matches!(
+            parse(br#"{"kids":["AAECAwQFBgcICQoLDA0OD+"]}"#, 8),
+            Err(Error::BadKid(_))
+        ));
+        assert_eq!(
+            parse(br#"{"kids":["AAECAwQFBgcICQoLDA0ODw"],"type":"x"}"#, 8),
+            Err(Error::BadType)
+        );
+        assert_eq!(
+            parse(
+                br#"{"kids":["AAECAwQFBgcICQoLDA0ODw","AQECAwQFBgcICQoLDA0ODw"]}"#,
+                1
+            ),
+            Err(Error::TooManyKids(1))
+        );
     }
 
     #[test]

@@ -14,14 +14,24 @@ use hyper::body::Incoming;
 const PROTOCOL: &str = "hls";
 
 /// Handles one key request.
-pub async fn handle(app: &App, req: Request<Incoming>, kid: &str, ctx: &mut Ctx) -> Response<Full<Bytes>> {
+pub async fn handle(
+    app: &App,
+    req: Request<Incoming>,
+    kid: &str,
+    ctx: &mut Ctx,
+) -> Response<Full<Bytes>> {
     match key(app, &req, kid, ctx).await {
         Ok(resp) => resp,
         Err(e) => error::problem(&e as &dyn ApiError),
     }
 }
 
-async fn key(app: &App, req: &Request<Incoming>, kid: &str, ctx: &mut Ctx) -> Result<Response<Full<Bytes>>, Error> {
+async fn key(
+    app: &App,
+    req: &Request<Incoming>,
+    kid: &str,
+    ctx: &mut Ctx,
+) -> Result<Response<Full<Bytes>>, Error> {
     let query_token = body::query_param(req.uri().query(), "token");
     let token = body::bearer(req.headers()).or(query_token.as_deref());
     let ent = app.entitle(token, ctx).await?;
@@ -39,7 +49,20 @@ async fn key(app: &App, req: &Request<Incoming>, kid: &str, ctx: &mut Ctx) -> Re
         });
     };
     app.metrics.license(PROTOCOL, 1);
-    app.audit(ctx, "key.release", PROTOCOL, vec![k.meta.kid.to_string()], None, ent.subject.as_deref(), ent.token_id.as_deref())
-        .await;
-    Ok(error::ok("application/octet-stream", Bytes::copy_from_slice(k.key.expose())))
+    app.audit(
+        ctx,
+        crate::audit::Event {
+            event: "key.release",
+            protocol: PROTOCOL,
+            kids: vec![k.meta.kid.to_string()],
+            content_id: None,
+            subject: ent.subject.as_deref(),
+            token_id: ent.token_id.as_deref(),
+        },
+    )
+    .await;
+    Ok(error::ok(
+        "application/octet-stream",
+        Bytes::copy_from_slice(k.key.expose()),
+    ))
 }

@@ -60,7 +60,9 @@ impl ApiError for Error {
             Error::Auth(e) => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED),
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::App(crate::app::Error::Store(store::Error::Unavailable(_))) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::App(crate::app::Error::Store(store::Error::Unavailable(_))) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::App(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -71,7 +73,9 @@ impl ApiError for Error {
             Error::Auth(e) => e.code(),
             Error::NotFound => "key_not_found",
             Error::Conflict(_) => "key_conflict",
-            Error::App(crate::app::Error::Store(store::Error::Unavailable(_))) => "store_unavailable",
+            Error::App(crate::app::Error::Store(store::Error::Unavailable(_))) => {
+                "store_unavailable"
+            }
             Error::App(_) => "internal",
         }
     }
@@ -90,7 +94,11 @@ pub async fn create(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Respons
     respond(create_inner(app, req, ctx).await)
 }
 
-async fn create_inner(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Result<Response<Full<Bytes>>, Error> {
+async fn create_inner(
+    app: &App,
+    req: Request<Incoming>,
+    ctx: &mut Ctx,
+) -> Result<Response<Full<Bytes>>, Error> {
     let (parts, body) = req.into_parts();
     let svc = app.authorize(&parts.headers, Scope::KeysWrite, ctx).await?;
     let bytes = body::collect(&parts.headers, body, app.config.limits.max_api_body_bytes).await?;
@@ -98,18 +106,35 @@ async fn create_inner(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Resul
     let tenant_id = app.auth.tenant_id(svc.tenant).to_owned();
     let now = now_secs();
     let (content_id, records, source, imported) = match request {
-        Create::Generate { content_id, tracks, periods } => {
+        Create::Generate {
+            content_id,
+            tracks,
+            periods,
+        } => {
             // Reuse what exists for (track, period); derive the KID of what does not.
-            let existing = app.timed("list_by_content", app.store.list_by_content(&tenant_id, &content_id)).await?;
+            let existing = app
+                .timed(
+                    "list_by_content",
+                    app.store.list_by_content(&tenant_id, &content_id),
+                )
+                .await?;
             let mut records = Vec::new();
             for period in &periods {
                 for track in &tracks {
-                    if let Some(e) = existing.iter().find(|e| e.meta.track == Some(*track) && e.meta.period == *period) {
+                    if let Some(e) = existing
+                        .iter()
+                        .find(|e| e.meta.track == Some(*track) && e.meta.period == *period)
+                    {
                         records.push(e.clone());
                         continue;
                     }
                     let meta = KeyMeta {
-                        kid: app.keyring.derive_kid(&tenant_id, &content_id, track.as_str(), *period),
+                        kid: app.keyring.derive_kid(
+                            &tenant_id,
+                            &content_id,
+                            track.as_str(),
+                            *period,
+                        ),
                         content_id: content_id.clone(),
                         track: Some(*track),
                         period: *period,
@@ -117,7 +142,10 @@ async fn create_inner(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Resul
                         state: KeyState::Active,
                     };
                     let key = ContentKey::generate().map_err(crate::app::Error::from)?;
-                    let sealed = app.keyring.seal(&tenant_id, &meta, &key).map_err(crate::app::Error::from)?;
+                    let sealed = app
+                        .keyring
+                        .seal(&tenant_id, &meta, &key)
+                        .map_err(crate::app::Error::from)?;
                     records.push(KeyRecord { meta, sealed });
                 }
             }
@@ -135,14 +163,19 @@ async fn create_inner(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Resul
                     created_at: now,
                     state: KeyState::Active,
                 };
-                let sealed = app.keyring.seal(&tenant_id, &meta, &k.key).map_err(crate::app::Error::from)?;
+                let sealed = app
+                    .keyring
+                    .seal(&tenant_id, &meta, &k.key)
+                    .map_err(crate::app::Error::from)?;
                 records.push(KeyRecord { meta, sealed });
                 given.push(k.key);
             }
             (content_id, records, "imported", Some(given))
         }
     };
-    let inserted = app.timed("insert_keys", app.store.insert_keys(&tenant_id, records)).await?;
+    let inserted = app
+        .timed("insert_keys", app.store.insert_keys(&tenant_id, records))
+        .await?;
     let mut views = Vec::with_capacity(inserted.len());
     let mut created = 0u64;
     for (i, ins) in inserted.into_iter().enumerate() {
@@ -155,11 +188,32 @@ async fn create_inner(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Resul
         }
         views.push(KeyView::new(&cached.meta, Some(&cached.key)));
     }
-    app.metrics.keys_created.with_label_values(&[source]).inc_by(created);
-    let event = if source == "imported" { "key.import" } else { "key.create" };
-    app.audit(ctx, event, PROTOCOL, views.iter().map(|v| v.kid.clone()).collect(), Some(&content_id), svc.subject.as_deref(), None)
-        .await;
-    let status = if created > 0 { StatusCode::CREATED } else { StatusCode::OK };
+    app.metrics
+        .keys_created
+        .with_label_values(&[source])
+        .inc_by(created);
+    let event = if source == "imported" {
+        "key.import"
+    } else {
+        "key.create"
+    };
+    app.audit(
+        ctx,
+        crate::audit::Event {
+            event,
+            protocol: PROTOCOL,
+            kids: views.iter().map(|v| v.kid.clone()).collect(),
+            content_id: Some(&content_id),
+            subject: svc.subject.as_deref(),
+            token_id: None,
+        },
+    )
+    .await;
+    let status = if created > 0 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok(json(status, &views))
 }
 
@@ -168,16 +222,38 @@ fn parse_kid(kid: &str) -> Result<KeyId, Error> {
 }
 
 /// `GET /v1/keys/{kid}`
-pub async fn get(app: &App, req: Request<Incoming>, kid: &str, ctx: &mut Ctx) -> Response<Full<Bytes>> {
+pub async fn get(
+    app: &App,
+    req: Request<Incoming>,
+    kid: &str,
+    ctx: &mut Ctx,
+) -> Response<Full<Bytes>> {
     respond(
         async {
             let svc = app.authorize(req.headers(), Scope::KeysRead, ctx).await?;
             let kid = parse_kid(kid)?;
             let found = app.lookup_keys(svc.tenant, &[kid]).await?;
-            let key = found.into_iter().next().and_then(|(_, k)| k).ok_or(Error::NotFound)?;
-            app.audit(ctx, "key.read", PROTOCOL, vec![kid.to_string()], Some(&key.meta.content_id), svc.subject.as_deref(), None)
-                .await;
-            Ok(json(StatusCode::OK, &[KeyView::new(&key.meta, Some(&key.key))]))
+            let key = found
+                .into_iter()
+                .next()
+                .and_then(|(_, k)| k)
+                .ok_or(Error::NotFound)?;
+            app.audit(
+                ctx,
+                crate::audit::Event {
+                    event: "key.read",
+                    protocol: PROTOCOL,
+                    kids: vec![kid.to_string()],
+                    content_id: Some(&key.meta.content_id),
+                    subject: svc.subject.as_deref(),
+                    token_id: None,
+                },
+            )
+            .await;
+            Ok(json(
+                StatusCode::OK,
+                &[KeyView::new(&key.meta, Some(&key.key))],
+            ))
         }
         .await,
     )
@@ -192,15 +268,30 @@ pub async fn list(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Response<
                 .filter(|c| !c.is_empty())
                 .ok_or_else(|| Error::Param("content_id query parameter is required".into()))?;
             let tenant_id = app.auth.tenant_id(svc.tenant);
-            let records = app.timed("list_by_content", app.store.list_by_content(tenant_id, &content_id)).await?;
+            let records = app
+                .timed(
+                    "list_by_content",
+                    app.store.list_by_content(tenant_id, &content_id),
+                )
+                .await?;
             let mut views = Vec::with_capacity(records.len());
             for rec in records {
                 let k = app.open_and_cache(svc.tenant, rec)?;
                 views.push(KeyView::new(&k.meta, Some(&k.key)));
             }
             if !views.is_empty() {
-                app.audit(ctx, "key.read", PROTOCOL, views.iter().map(|v| v.kid.clone()).collect(), Some(&content_id), svc.subject.as_deref(), None)
-                    .await;
+                app.audit(
+                    ctx,
+                    crate::audit::Event {
+                        event: "key.read",
+                        protocol: PROTOCOL,
+                        kids: views.iter().map(|v| v.kid.clone()).collect(),
+                        content_id: Some(&content_id),
+                        subject: svc.subject.as_deref(),
+                        token_id: None,
+                    },
+                )
+                .await;
             }
             Ok(json(StatusCode::OK, &views))
         }
@@ -209,7 +300,12 @@ pub async fn list(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Response<
 }
 
 /// `POST /v1/keys/{kid}/revoke`
-pub async fn revoke(app: &App, req: Request<Incoming>, kid: &str, ctx: &mut Ctx) -> Response<Full<Bytes>> {
+pub async fn revoke(
+    app: &App,
+    req: Request<Incoming>,
+    kid: &str,
+    ctx: &mut Ctx,
+) -> Response<Full<Bytes>> {
     respond(
         async {
             let svc = app.authorize(req.headers(), Scope::KeysWrite, ctx).await?;
@@ -222,8 +318,18 @@ pub async fn revoke(app: &App, req: Request<Incoming>, kid: &str, ctx: &mut Ctx)
             // Local effect is immediate; other nodes drop it when they poll the change feed.
             app.cache.invalidate(svc.tenant, &kid);
             app.metrics.keys_revoked.inc();
-            app.audit(ctx, "key.revoke", PROTOCOL, vec![kid.to_string()], Some(&rec.meta.content_id), svc.subject.as_deref(), None)
-                .await;
+            app.audit(
+                ctx,
+                crate::audit::Event {
+                    event: "key.revoke",
+                    protocol: PROTOCOL,
+                    kids: vec![kid.to_string()],
+                    content_id: Some(&rec.meta.content_id),
+                    subject: svc.subject.as_deref(),
+                    token_id: None,
+                },
+            )
+            .await;
             Ok(json(StatusCode::OK, &[KeyView::new(&rec.meta, None)]))
         }
         .await,

@@ -85,7 +85,11 @@ fn content_id(s: String) -> Result<String, Error> {
 }
 
 fn track(s: &str) -> Result<TrackType, Error> {
-    TrackType::parse(s).ok_or_else(|| Error::Invalid(format!("unknown track type {s:?} (SD, HD, UHD1, UHD2, AUDIO)")))
+    TrackType::parse(s).ok_or_else(|| {
+        Error::Invalid(format!(
+            "unknown track type {s:?} (SD, HD, UHD1, UHD2, AUDIO)"
+        ))
+    })
 }
 
 /// Parses a create/import request; at most `max_keys` keys may result.
@@ -95,29 +99,46 @@ pub fn parse_create(body: &[u8], max_keys: usize) -> Result<Create, Error> {
     match raw.keys {
         Some(keys) => {
             if !raw.tracks.is_empty() || raw.period.is_some() || raw.period_count.is_some() {
-                return Err(Error::Invalid("give either keys (import) or tracks/period (generate), not both".into()));
+                return Err(Error::Invalid(
+                    "give either keys (import) or tracks/period (generate), not both".into(),
+                ));
             }
             if keys.is_empty() || keys.len() > max_keys {
-                return Err(Error::Invalid(format!("keys must list 1..={max_keys} keys")));
+                return Err(Error::Invalid(format!(
+                    "keys must list 1..={max_keys} keys"
+                )));
             }
             let mut out: Vec<Import> = Vec::with_capacity(keys.len());
             for k in keys {
-                let kid = KeyId::parse(&k.kid).map_err(|e| Error::Invalid(format!("kid {:?}: {e}", k.kid)))?;
+                let kid = KeyId::parse(&k.kid)
+                    .map_err(|e| Error::Invalid(format!("kid {:?}: {e}", k.kid)))?;
                 if out.iter().any(|o| o.kid == kid) {
                     return Err(Error::Invalid(format!("kid {kid} is listed twice")));
                 }
                 let bytes = zeroize::Zeroizing::new(
-                    b64_decode(&k.key).map_err(|_| Error::Invalid(format!("key of {kid} is not base64")))?,
+                    b64_decode(&k.key)
+                        .map_err(|_| Error::Invalid(format!("key of {kid} is not base64")))?,
                 );
-                let key = ContentKey::from_slice(&bytes).map_err(|_| Error::Invalid(format!("key of {kid} must be 16 bytes")))?;
+                let key = ContentKey::from_slice(&bytes)
+                    .map_err(|_| Error::Invalid(format!("key of {kid} must be 16 bytes")))?;
                 let track = k.track.as_deref().map(track).transpose()?;
-                out.push(Import { kid, key, track, period: k.period });
+                out.push(Import {
+                    kid,
+                    key,
+                    track,
+                    period: k.period,
+                });
             }
-            Ok(Create::Import { content_id, keys: out })
+            Ok(Create::Import {
+                content_id,
+                keys: out,
+            })
         }
         None => {
             if raw.tracks.is_empty() {
-                return Err(Error::Invalid("tracks must list at least one track type (or give keys to import)".into()));
+                return Err(Error::Invalid(
+                    "tracks must list at least one track type (or give keys to import)".into(),
+                ));
             }
             let mut tracks = Vec::new();
             for t in &raw.tracks {
@@ -132,16 +153,26 @@ pub fn parse_create(body: &[u8], max_keys: usize) -> Result<Create, Error> {
                 (Some(first), count) => {
                     let count = count.unwrap_or(1);
                     if count == 0 || count > MAX_PERIODS {
-                        return Err(Error::Invalid(format!("period_count must be 1..={MAX_PERIODS}")));
+                        return Err(Error::Invalid(format!(
+                            "period_count must be 1..={MAX_PERIODS}"
+                        )));
                     }
-                    let last = first.checked_add(count - 1).ok_or_else(|| Error::Invalid("period overflows".into()))?;
+                    let last = first
+                        .checked_add(count - 1)
+                        .ok_or_else(|| Error::Invalid("period overflows".into()))?;
                     (first..=last).map(Some).collect()
                 }
             };
             if tracks.len() * periods.len() > max_keys {
-                return Err(Error::Invalid(format!("request would create more than {max_keys} keys")));
+                return Err(Error::Invalid(format!(
+                    "request would create more than {max_keys} keys"
+                )));
             }
-            Ok(Create::Generate { content_id, tracks, periods })
+            Ok(Create::Generate {
+                content_id,
+                tracks,
+                periods,
+            })
         }
     }
 }
@@ -207,7 +238,11 @@ mod tests {
 
     #[test]
     fn generate_and_import_forms() {
-        let c = parse_create(br#"{"content_id":"movie-1","tracks":["SD","HD","AUDIO","SD"]}"#, 64).unwrap();
+        let c = parse_create(
+            br#"{"content_id":"movie-1","tracks":["SD","HD","AUDIO","SD"]}"#,
+            64,
+        )
+        .unwrap();
         assert_eq!(
             c,
             Create::Generate {
@@ -216,7 +251,11 @@ mod tests {
                 periods: vec![None]
             }
         );
-        let c = parse_create(br#"{"content_id":"m","tracks":["HD"],"period":5,"period_count":2}"#, 64).unwrap();
+        let c = parse_create(
+            br#"{"content_id":"m","tracks":["HD"],"period":5,"period_count":2}"#,
+            64,
+        )
+        .unwrap();
         assert!(matches!(c, Create::Generate { periods, .. } if periods == vec![Some(5), Some(6)]));
         let c = parse_create(
             br#"{"content_id":"m","keys":[{"kid":"0123456789abcdef0123456789abcdef","key":"AAECAwQFBgcICQoLDA0ODw=="}]}"#,

@@ -1,0 +1,368 @@
+//! The `tessera` executable itself: dev-mode quick start, restarts over the same data
+//! directory, the wrong master key, `check-config`, `token`, and SIGTERM.
+
+use crate::support::*;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+
+struct Proc {
+    child: Child,
+    public: String,
+    internal: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tessera(args: &[&str], cwd: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .current_dir(cwd)
+        .env_remove("TESSERA_CONFIG")
+        .env("TESSERA_LOG_LEVEL", "warn");
+    c
+}
+
+/// Starts `tessera serve` and waits for its "listening" line.
+fn serve(mut cmd: Command) -> Result<Proc, String> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(line) => {
+            let field = |name: &str| {
+                line.split_whitespace()
+                    .find_map(|w| w.strip_prefix(name))
+                    .map(|a| format!("http://{a}"))
+                    .unwrap()
+            };
+            Ok(Proc {
+                public: field("public="),
+                internal: field("internal="),
+                child,
+            })
+        }
+        Err(_) => {
+            let out = child.wait_with_output().unwrap();
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+}
+
+fn sigterm(p: &mut Proc) -> std::process::ExitStatus {
+    Command::new("kill")
+        .args(["-TERM", &p.child.id().to_string()])
+        .status()
+        .unwrap();
+    for _ in 0..100 {
+        if let Some(status) = p.child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("tessera did not exit after SIGTERM");
+}
+
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn dev_mode_quick_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut cmd = tessera(
+        &[
+            "serve",
+            "--public-addr",
+            "127.0.0.1:0",
+            "--internal-addr",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+    );
+    cmd.arg("--data-dir").arg(&data);
+    let mut p = serve(cmd).unwrap();
+    // The packager side: create keys with a minted service token (the CLI does it).
+    let (code, out, err) = run(&mut tessera(
+        &[
+            "keys",
+            "--server",
+            &p.internal,
+            "create",
+            "--content-id",
+            "movie-1",
+            "--track",
+            "SD",
+            "--track",
+            "HD",
+        ],
+        dir.path(),
+    ));
+    assert_eq!(code, 0, "{err}");
+    let keys: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let kid = keys["keys"][0]["kid"].as_str().unwrap().to_owned();
+    // The player side: a token from `tessera token`, a licence from the public listener.
+    let (code, token, _) = run(&mut tessera(
+        &["token", "--tenant", "demo", "--kid", &kid, "--ttl", "60"],
+        dir.path(),
+    ));
+    assert_eq!(code, 0);
+    let c = client();
+    let auth = format!("Bearer {}", token.trim());
+    let r = call(
+        &c,
+        "POST",
+        &format!("{}/clearkey/license", p.public),
+        &[("authorization", &auth)],
+        json!({"kids": [b64kid(&kid)]}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["keys"][0]["k"].as_str().unwrap(),
+        tessera::encoding::b64url_encode(
+            &tessera::encoding::b64_decode(keys["keys"][0]["key"].as_str().unwrap()).unwrap()
+        )
+    );
+    // Dev mode generated a 0600 master key inside the data directory.
+    use std::os::unix::fs::PermissionsExt;
+    let mk = std::fs::metadata(data.join(tessera::app::DEV_MASTER_KEY_FILE)).unwrap();
+    assert_eq!(mk.permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let status = sigterm(&mut p);
+    assert!(status.success(), "graceful exit after SIGTERM: {status:?}");
+    let stderr = {
+        use std::io::Read;
+        let mut s = String::new();
+        p.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    };
+    assert!(
+        stderr.contains("TESSERA DEV MODE"),
+        "loud dev warning missing: {stderr}"
+    );
+}
+
+#[test]
+fn dev_mode_binds_loopback_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(&mut tessera(
+        &[
+            "serve",
+            "--public-addr",
+            "0.0.0.0:0",
+            "--internal-addr",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+    ));
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("loopback"), "{err}");
+}
+
+fn production_config(dir: &Path, master_key_file: &Path) -> std::path::PathBuf {
+    let text = base_toml(dir).replace(
+        &format!("master_key = \"{MASTER}\""),
+        &format!("master_key_file = \"{}\"", master_key_file.display()),
+    );
+    let path = dir.join("tessera.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn write_key(path: &Path, hex: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("{hex}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[tokio::test]
+async fn restart_keeps_keys_and_wrong_master_key_fails_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mk = dir.path().join("master.key");
+    write_key(&mk, MASTER, 0o600);
+    let cfg = production_config(dir.path(), &mk);
+    let cfg_s = cfg.to_str().unwrap();
+    let mut p = serve(tessera(&["--config", cfg_s, "serve"], dir.path())).unwrap();
+    let c = client();
+    let svc = format!("Bearer {}", service_token("acme", &["admin"]));
+    let r = call(
+        &c,
+        "POST",
+        &format!("{}/v1/keys", p.internal),
+        &[("authorization", &svc)],
+        json!({"content_id": "m", "tracks": ["SD", "HD", "AUDIO"]}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let before = r.json()["keys"].clone();
+    assert!(sigterm(&mut p).success());
+    drop(p);
+
+    let mut p = serve(tessera(&["--config", cfg_s, "serve"], dir.path())).unwrap();
+    let r = call(
+        &c,
+        "GET",
+        &format!("{}/v1/keys?content_id=m", p.internal),
+        &[("authorization", &svc)],
+        "",
+    )
+    .await;
+    assert_eq!(r.json()["keys"], before, "every key survives a restart");
+    let kid = before[1]["kid"].as_str().unwrap();
+    let token = format!("Bearer {}", player_token("acme", json!({"kids": [kid]})));
+    let r = call(
+        &c,
+        "POST",
+        &format!("{}/clearkey/license", p.public),
+        &[("authorization", &token)],
+        json!({"kids": [b64kid(kid)]}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(sigterm(&mut p).success());
+    drop(p);
+
+    // Another master key: refuse to start, say why.
+    write_key(&mk, &"ab".repeat(32), 0o600);
+    let err = serve(tessera(&["--config", cfg_s, "serve"], dir.path()))
+        .err()
+        .expect("must not start");
+    assert!(err.contains("different master key"), "{err}");
+    // A master key file others can read: refused.
+    write_key(&mk, MASTER, 0o644);
+    let err = serve(tessera(&["--config", cfg_s, "serve"], dir.path()))
+        .err()
+        .expect("must not start");
+    assert!(err.contains("chmod 600"), "{err}");
+}
+
+#[test]
+fn check_config_validates_before_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let mk = dir.path().join("master.key");
+    write_key(&mk, MASTER, 0o600);
+    let cfg = production_config(dir.path(), &mk);
+    let (code, out, err) = run(&mut tessera(
+        &["check-config", "--config", cfg.to_str().unwrap()],
+        dir.path(),
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("2 tenant(s)"), "{out}");
+    let (code, out, _) = run(&mut tessera(&["check-config"], dir.path()));
+    assert_eq!(code, 0);
+    assert!(out.contains("dev mode"));
+    let broken = dir.path().join("broken.toml");
+    for (text, why) in [
+        ("[server]\npublik_addr = \"127.0.0.1:1\"\n", "unknown field"),
+        (
+            "[[tenants]]\nid = \"Bad Id\"\nissuers = [\"x\"]\n[[tenants.keys]]\nalgorithms = [\"HS256\"]\nsecret = \"0123456789abcdef0123456789abcdef\"\n[storage]\nmaster_key = \"00\"\n",
+            "tenant id",
+        ),
+        (
+            "[storage]\nmaster_key=\"00\"\n[[tenants]]\nid = \"t\"\nissuers = [\"x\"]\n[[tenants.keys]]\nalgorithms = [\"HS256\"]\nsecret = \"short\"\n",
+            "at least 32 bytes",
+        ),
+        (
+            "[storage]\nmaster_key=\"00\"\n[[tenants]]\nid = \"t\"\nissuers = [\"x\"]\n[[tenants.keys]]\nalgorithms = [\"HS256\", \"RS256\"]\nsecret = \"0123456789abcdef0123456789abcdef\"\n",
+            "RS256",
+        ),
+    ] {
+        std::fs::write(&broken, text).unwrap();
+        let (code, _, err) = run(&mut tessera(
+            &["check-config", "--config", broken.to_str().unwrap()],
+            dir.path(),
+        ));
+        assert_eq!(code, 64, "{text}");
+        assert!(err.contains(why), "{err:?} should mention {why:?}");
+    }
+    // Environment overrides are validated too.
+    let (code, _, err) =
+        run(tessera(&["check-config"], dir.path()).env("TESSERA_PUBLIC_ADDR", "not-an-address"));
+    assert_eq!(code, 64);
+    assert!(err.contains("TESSERA_PUBLIC_ADDR"));
+}
+
+#[test]
+fn token_command_mints_verifiable_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(&mut tessera(
+        &[
+            "token",
+            "--tenant",
+            "demo",
+            "--kid",
+            "0123456789ABCDEF0123456789abcdef",
+            "--content-id",
+            "m",
+            "--policy",
+            "{\"can_persist\":true}",
+            "--max-uses",
+            "3",
+            "--count",
+            "2",
+        ],
+        dir.path(),
+    ));
+    assert_eq!(code, 0, "{err}");
+    let tokens: Vec<&str> = out.lines().collect();
+    assert_eq!(tokens.len(), 2);
+    assert_ne!(tokens[0], tokens[1], "each token is distinct");
+    let payload: serde_json::Value = serde_json::from_slice(
+        &tessera::encoding::b64url_decode(tokens[0].split('.').nth(1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(payload["iss"], "tessera-dev");
+    assert_eq!(
+        payload["tessera"]["kids"][0],
+        "01234567-89ab-cdef-0123-456789abcdef"
+    );
+    assert_eq!(payload["tessera"]["policy"]["can_persist"], true);
+    assert_eq!(payload["tessera"]["max_uses"], 3);
+    assert!(payload["jti"].is_string());
+    // The dev server's verifier accepts it.
+    let cfg = tessera::config::Config::dev();
+    let auth = tessera::auth::Authenticator::from_config(
+        &cfg,
+        std::sync::Arc::new(tessera::auth::replay::InMemoryReplayGuard::new(8)),
+    )
+    .unwrap();
+    assert!(auth.verify(tokens[0], now() as u64).is_ok());
+    let (code, _, err) = run(&mut tessera(&["token", "--tenant", "nobody"], dir.path()));
+    assert_eq!(code, 1);
+    assert!(err.contains("no tenant"));
+    let (code, _, err) = run(&mut tessera(
+        &["token", "--policy", "{\"bogus\":1}"],
+        dir.path(),
+    ));
+    assert_eq!(code, 1, "{err}");
+}

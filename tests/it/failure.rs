@@ -1,0 +1,161 @@
+//! Failure injection (STYLE T8): the store goes down, Tessera answers 503 where it must and
+//! keeps serving what it can from memory; the store comes back, so does everything else.
+
+use crate::support::*;
+use async_trait::async_trait;
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use tessera::keyring::KeyId;
+use tessera::store::{Change, EmbeddedStore, Error, Inserted, KeyRecord, KeyStore, Result};
+
+/// A real embedded store behind a switch that makes every operation fail as "unavailable",
+/// as a lost database connection would. (A mock only in the sense of the switch: the data
+/// path is the real backend.)
+struct Flaky {
+    inner: EmbeddedStore,
+    down: AtomicBool,
+    reads: AtomicUsize,
+}
+
+impl Flaky {
+    fn check(&self) -> Result<()> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(Error::Unavailable("injected outage".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl KeyStore for Flaky {
+    async fn insert_keys(&self, t: &str, r: Vec<KeyRecord>) -> Result<Vec<Inserted>> {
+        self.check()?;
+        self.inner.insert_keys(t, r).await
+    }
+    async fn get_keys(&self, t: &str, k: &[KeyId]) -> Result<Vec<Option<KeyRecord>>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        self.inner.get_keys(t, k).await
+    }
+    async fn list_by_content(&self, t: &str, c: &str) -> Result<Vec<KeyRecord>> {
+        self.check()?;
+        self.inner.list_by_content(t, c).await
+    }
+    async fn revoke(&self, t: &str, k: KeyId, at: u64) -> Result<Option<KeyRecord>> {
+        self.check()?;
+        self.inner.revoke(t, k, at).await
+    }
+    async fn changes_since(&self, c: u64, l: usize) -> Result<Vec<Change>> {
+        self.check()?;
+        self.inner.changes_since(c, l).await
+    }
+    async fn change_cursor(&self) -> Result<u64> {
+        self.check()?;
+        self.inner.change_cursor().await
+    }
+    async fn meta_get(&self, n: &str) -> Result<Option<Vec<u8>>> {
+        self.check()?;
+        self.inner.meta_get(n).await
+    }
+    async fn meta_put_if_absent(&self, n: &str, v: Vec<u8>) -> Result<Vec<u8>> {
+        self.check()?;
+        self.inner.meta_put_if_absent(n, v).await
+    }
+    async fn ping(&self) -> Result<()> {
+        self.check()?;
+        self.inner.ping().await
+    }
+}
+
+#[tokio::test]
+async fn store_outage_is_503_and_recovers() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let flaky = Arc::new(Flaky {
+        inner: EmbeddedStore::open(&dir.path().join("data")).unwrap(),
+        down: AtomicBool::new(false),
+        reads: AtomicUsize::new(0),
+    });
+    let s = Server::start_in(dir, "", Some(flaky.clone())).await;
+    let keys = s.create_keys("acme", "movie-1", &["SD", "HD"]).await;
+    let token = player_token("acme", json!({"content_ids": ["movie-1"]}));
+    let sd = json!({"kids": [b64kid(&kid_of(&keys, "SD"))]});
+    let hd = json!({"kids": [b64kid(&kid_of(&keys, "HD"))]});
+
+    // Keys are cached on creation: licences for them touch no store at all.
+    let before = flaky.reads.load(Ordering::SeqCst);
+    for _ in 0..5 {
+        assert_eq!(s.clearkey(&token, sd.clone()).await.status, 200);
+    }
+    assert_eq!(
+        flaky.reads.load(Ordering::SeqCst),
+        before,
+        "a cached key must not hit the store"
+    );
+
+    // Evict HD, take the store down.
+    let acme = s.app().auth.tenant_index("acme").unwrap();
+    s.app()
+        .cache
+        .invalidate(acme, &KeyId::parse(&kid_of(&keys, "HD")).unwrap());
+    flaky.down.store(true, Ordering::SeqCst);
+    let r = s.clearkey(&token, hd.clone()).await;
+    assert_eq!((r.status, r.code().as_str()), (503, "store_unavailable"));
+    assert!(
+        !String::from_utf8_lossy(&r.body).contains("injected"),
+        "internal detail must not leak"
+    );
+    assert_eq!(
+        s.clearkey(&token, sd.clone()).await.status,
+        200,
+        "cached keys keep playing"
+    );
+    let r = s
+        .keyapi(
+            "acme",
+            "POST",
+            "/v1/keys",
+            &["keys:write"],
+            json!({"content_id": "m2", "tracks": ["SD"]}),
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (503, "store_unavailable"));
+    assert_eq!(
+        s.call("GET", &format!("{}/readyz", s.internal), &[], "")
+            .await
+            .status,
+        503
+    );
+    assert_eq!(
+        s.call("GET", &format!("{}/healthz", s.internal), &[], "")
+            .await
+            .status,
+        200
+    );
+    assert!(
+        s.metrics()
+            .await
+            .contains(r#"tessera_store_errors_total{op="get_keys"} 1"#)
+    );
+
+    // Recovery.
+    flaky.down.store(false, Ordering::SeqCst);
+    assert_eq!(s.clearkey(&token, hd).await.status, 200);
+    assert_eq!(
+        s.call("GET", &format!("{}/readyz", s.internal), &[], "")
+            .await
+            .status,
+        200
+    );
+    let r = s
+        .keyapi(
+            "acme",
+            "POST",
+            "/v1/keys",
+            &["keys:write"],
+            json!({"content_id": "m2", "tracks": ["SD"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+}

@@ -1,0 +1,328 @@
+//! The REST key API on the internal listener.
+
+use crate::support::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn create_get_list_revoke() {
+    let s = Server::start().await;
+    let r = s
+        .keyapi(
+            "acme",
+            "POST",
+            "/v1/keys",
+            &["keys:write"],
+            json!({"content_id": "movie-1", "tracks": ["SD", "HD", "AUDIO"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let keys = r.json()["keys"].as_array().unwrap().clone();
+    assert_eq!(keys.len(), 3);
+    for k in &keys {
+        let kid = k["kid"].as_str().unwrap();
+        // Canonical form: lowercase hyphenated UUID.
+        assert_eq!(kid.len(), 36);
+        assert_eq!(kid, kid.to_lowercase());
+        assert_eq!(
+            tessera::encoding::b64_decode(k["key"].as_str().unwrap())
+                .unwrap()
+                .len(),
+            16
+        );
+        assert_eq!(
+            (k["content_id"].as_str(), k["state"].as_str()),
+            (Some("movie-1"), Some("active"))
+        );
+    }
+    let sd = kid_of(&keys, "SD");
+    // Either KID spelling finds the key; the answer is canonical.
+    for spelling in [sd.clone(), sd.replace('-', ""), sd.to_uppercase()] {
+        let r = s
+            .keyapi(
+                "acme",
+                "GET",
+                &format!("/v1/keys/{spelling}"),
+                &["keys:read"],
+                json!(null),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["keys"][0]["kid"], sd.as_str());
+        assert_eq!(r.json()["keys"][0]["key"], keys[0]["key"]);
+    }
+    let r = s
+        .keyapi(
+            "acme",
+            "GET",
+            "/v1/keys?content_id=movie-1",
+            &["keys:read"],
+            json!(null),
+        )
+        .await;
+    assert_eq!(r.json()["keys"].as_array().unwrap().len(), 3);
+    let r = s
+        .keyapi(
+            "acme",
+            "GET",
+            "/v1/keys?content_id=nothing",
+            &["keys:read"],
+            json!(null),
+        )
+        .await;
+    assert_eq!(r.json()["keys"], json!([]));
+    // Idempotent: the same request returns the same keys, 200 not 201.
+    let r = s
+        .keyapi(
+            "acme",
+            "POST",
+            "/v1/keys",
+            &["keys:write"],
+            json!({"content_id": "movie-1", "tracks": ["HD", "SD"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(kid_of(r.json()["keys"].as_array().unwrap(), "SD"), sd);
+    assert_eq!(r.json()["keys"][1]["key"], keys[0]["key"]);
+    // Revoke: state change, idempotent, key material not echoed.
+    let r = s
+        .keyapi(
+            "acme",
+            "POST",
+            &format!("/v1/keys/{sd}/revoke"),
+            &["keys:write"],
+            json!(null),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let v = &r.json()["keys"][0];
+    assert_eq!(v["state"], "revoked");
+    assert!(v["revoked_at"].as_u64().is_some());
+    assert!(v.get("key").is_none());
+    let r = s
+        .keyapi(
+            "acme",
+            "POST",
+            &format!("/v1/keys/{sd}/revoke"),
+            &["keys:write"],
+            json!(null),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = s
+        .keyapi(
+            "acme",
+            "POST",
+            "/v1/keys/00000000000000000000000000000000/revoke",
+            &["keys:write"],
+            json!(null),
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (404, "key_not_found"));
+}
+
+#[tokio::test]
+async fn key_periods_for_rotation() {
+    let s = Server::start().await;
+    let body =
+        json!({"content_id": "live-1", "tracks": ["SD", "HD"], "period": 10, "period_count": 3});
+    let r = s
+        .keyapi("acme", "POST", "/v1/keys", &["keys:write"], body)
+        .await;
+    assert_eq!(r.status, 201);
+    let keys = r.json()["keys"].as_array().unwrap().clone();
+    assert_eq!(keys.len(), 6);
+    let periods: Vec<u64> = keys.iter().map(|k| k["period"].as_u64().unwrap()).collect();
+    assert_eq!(periods, vec![10, 10, 11, 11, 12, 12]);
+    let mut kids: Vec<&str> = keys.iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    kids.dedup();
+    assert_eq!(kids.len(), 6);
+}
+
+#[tokio::test]
+async fn import_is_idempotent_and_detects_conflicts() {
+    let s = Server::start().await;
+    let kid = "0123456789abcdef0123456789abcdef";
+    let body = |key: &str, content: &str| json!({"content_id": content, "keys": [{"kid": kid, "key": key, "track": "HD"}]});
+    let key = "AAECAwQFBgcICQoLDA0ODw==";
+    let r = s
+        .keyapi(
+            "acme",
+            "POST",
+            "/v1/keys",
+            &["keys:write"],
+            body(key, "movie-9"),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(
+        r.json()["keys"][0]["kid"],
+        "01234567-89ab-cdef-0123-456789abcdef"
+    );
+    assert_eq!(r.json()["keys"][0]["key"], key);
+    assert_eq!(
+        s.keyapi(
+            "acme",
+            "POST",
+            "/v1/keys",
+            &["keys:write"],
+            body(key, "movie-9")
+        )
+        .await
+        .status,
+        200
+    );
+    let r = s
+        .keyapi(
+            "acme",
+            "POST",
+            "/v1/keys",
+            &["keys:write"],
+            body("/////////////////////w==", "movie-9"),
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (409, "key_conflict"));
+    let r = s
+        .keyapi(
+            "acme",
+            "POST",
+            "/v1/keys",
+            &["keys:write"],
+            body(key, "movie-10"),
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (409, "key_conflict"));
+    // The imported key is what a player gets.
+    let token = player_token("acme", json!({"kids": [kid]}));
+    let r = s.clearkey(&token, json!({"kids": [b64kid(kid)]})).await;
+    assert_eq!(r.json()["keys"][0]["k"], "AAECAwQFBgcICQoLDA0ODw");
+}
+
+#[tokio::test]
+async fn scopes_are_enforced() {
+    let s = Server::start().await;
+    let create = json!({"content_id": "m", "tracks": ["SD"]});
+    let r = s
+        .keyapi("acme", "POST", "/v1/keys", &["keys:read"], create.clone())
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (403, "insufficient_scope"));
+    assert_eq!(
+        s.keyapi("acme", "POST", "/v1/keys", &["admin"], create.clone())
+            .await
+            .status,
+        201
+    );
+    let r = s
+        .keyapi(
+            "acme",
+            "GET",
+            "/v1/keys?content_id=m",
+            &["keys:write"],
+            json!(null),
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (403, "insufficient_scope"));
+    // A player's entitlement token is no service token.
+    let player = player_token("acme", json!({"content_ids": ["m"]}));
+    let r = s
+        .call(
+            "GET",
+            &format!("{}/v1/keys?content_id=m", s.internal),
+            &[("authorization", &format!("Bearer {player}"))],
+            "",
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (403, "insufficient_scope"));
+    let r = s
+        .call(
+            "POST",
+            &format!("{}/v1/keys", s.internal),
+            &[],
+            create.to_string(),
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (401, "token_missing"));
+    // ... and a service token is no entitlement.
+    let r = s
+        .clearkey(
+            &service_token("acme", &["admin"]),
+            json!({"kids": ["AAECAwQFBgcICQoLDA0ODw"]}),
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (403, "entitlement_missing"));
+}
+
+#[tokio::test]
+async fn bad_requests_are_400_problems() {
+    let s = Server::start().await;
+    for body in [
+        json!({"content_id": "m", "tracks": ["XHD"]}),
+        json!({"content_id": "m", "tracks": ["SD"], "surprise": true}),
+        json!({"content_id": "", "tracks": ["SD"]}),
+        json!({"content_id": "m"}),
+        json!({"content_id": "m", "keys": [{"kid": "nope", "key": "AAECAwQFBgcICQoLDA0ODw=="}]}),
+        json!({"content_id": "m", "keys": [{"kid": "0123456789abcdef0123456789abcdef", "key": "AAECAw=="}]}),
+    ] {
+        let r = s
+            .keyapi("acme", "POST", "/v1/keys", &["keys:write"], body.clone())
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (400, "request_invalid"),
+            "{body}"
+        );
+    }
+    let r = s
+        .keyapi("acme", "GET", "/v1/keys/zzz", &["keys:read"], json!(null))
+        .await;
+    assert_eq!(r.status, 400);
+    let r = s
+        .keyapi("acme", "GET", "/v1/keys", &["keys:read"], json!(null))
+        .await;
+    assert_eq!(r.status, 400);
+    let r = s
+        .keyapi(
+            "acme",
+            "GET",
+            "/v1/keys/00000000-0000-0000-0000-000000000001",
+            &["keys:read"],
+            json!(null),
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (404, "key_not_found"));
+}
+
+#[tokio::test]
+async fn listeners_are_separate() {
+    let s = Server::start().await;
+    let svc = format!("Bearer {}", service_token("acme", &["admin"]));
+    let r = s
+        .call(
+            "GET",
+            &format!("{}/v1/keys?content_id=m", s.public),
+            &[("authorization", &svc)],
+            "",
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (404, "not_found"));
+    assert_eq!(
+        s.call("GET", &format!("{}/metrics", s.public), &[], "")
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        s.call(
+            "POST",
+            &format!("{}/clearkey/license", s.internal),
+            &[],
+            "{}"
+        )
+        .await
+        .status,
+        404
+    );
+    let r = s
+        .call("GET", &format!("{}/clearkey/license", s.public), &[], "")
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (405, "method_not_allowed"));
+}

@@ -1,0 +1,13 @@
+//! Integration tests: a real Tessera on ephemeral loopback ports, spoken to over HTTP
+//! (STYLE T2). `binary.rs` runs the `tessera` executable itself.
+
+#![expect(clippy::unwrap_used, reason = "test helpers: a panic is a failed test")]
+
+mod auth;
+mod binary;
+mod clearkey;
+mod failure;
+mod hls;
+mod keyapi;
+mod ops;
+mod support;
