@@ -198,12 +198,8 @@ impl App {
             &[&auth::Error::CODES[..], &["not_entitled"]].concat(),
         ));
         let audit = match config.audit_path() {
-            Some(path) => {
-                let (audit, _task) = Audit::start(&path, metrics.clone())
-                    .await
-                    .map_err(|e| Error::Startup(format!("audit log {}: {e}", path.display())))?;
-                audit
-            }
+            Some(path) => Audit::start(&path, metrics.clone())
+                .map_err(|e| Error::Startup(format!("audit log {}: {e}", path.display())))?,
             None => Audit::disabled(),
         };
         let metrics_token = secrets::resolve(
@@ -441,7 +437,7 @@ impl App {
                 subject: e.subject,
                 token_id: e.token_id,
                 request_id: &ctx.request_id,
-                client: ctx.client.to_string(),
+                client: ctx.client,
             })
             .await;
     }

@@ -98,8 +98,42 @@ pub struct Unverified<'t> {
     pub signature: Vec<u8>,
 }
 
+/// The parts of a JWS header Tessera acts on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Algorithm.
+    pub alg: Alg,
+    /// Key id.
+    pub kid: Option<String>,
+}
+
+/// Decodes and checks the header segment (base64url JSON).
+pub fn parse_header(segment: &str) -> Result<Header, Error> {
+    let header_bytes =
+        b64url_decode(segment).map_err(|_| Error::Malformed("header is not base64url"))?;
+    let header: RawHeader<'_> = serde_json::from_slice(&header_bytes)
+        .map_err(|_| Error::Malformed("header is not a JWS header"))?;
+    if header.crit.is_some() {
+        return Err(Error::Malformed("crit header parameters are not supported"));
+    }
+    Ok(Header {
+        alg: Alg::parse(&header.alg)?,
+        kid: header.kid.map(Cow::into_owned),
+    })
+}
+
 /// Splits and decodes a compact JWS. Nothing here is trusted until a key verifies it.
 pub fn split(token: &str, max_len: usize) -> Result<Unverified<'_>, Error> {
+    split_with(token, max_len, parse_header)
+}
+
+/// [`split`], with the header segment decoded by `header` (which may cache: every token of
+/// an issuer usually carries the very same header segment).
+pub fn split_with(
+    token: &str,
+    max_len: usize,
+    header: impl FnOnce(&str) -> Result<Header, Error>,
+) -> Result<Unverified<'_>, Error> {
     if token.len() > max_len {
         return Err(Error::TooLarge);
     }
@@ -109,14 +143,7 @@ pub fn split(token: &str, max_len: usize) -> Result<Unverified<'_>, Error> {
     else {
         return Err(Error::Malformed("not three dot-separated parts"));
     };
-    let header_bytes = b64url_decode(h).map_err(|_| Error::Malformed("header is not base64url"))?;
-    let header: RawHeader<'_> = serde_json::from_slice(&header_bytes)
-        .map_err(|_| Error::Malformed("header is not a JWS header"))?;
-    if header.crit.is_some() {
-        return Err(Error::Malformed("crit header parameters are not supported"));
-    }
-    let alg = Alg::parse(&header.alg)?;
-    let kid = header.kid.map(Cow::into_owned);
+    let Header { alg, kid } = header(h)?;
     let payload = b64url_decode(p).map_err(|_| Error::Malformed("payload is not base64url"))?;
     let signature = b64url_decode(s).map_err(|_| Error::Malformed("signature is not base64url"))?;
     Ok(Unverified {

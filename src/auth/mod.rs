@@ -205,8 +205,38 @@ struct TenantAuth {
     default_policy: Arc<Policy>,
 }
 
+/// Decoded JWS headers by their exact base64url text. Bounded: when full it is cleared, so
+/// junk headers can cost speed, never correctness (the cache only skips re-decoding bytes
+/// whose meaning cannot change).
+struct HeaderCache(std::sync::RwLock<HashMap<Box<str>, jwt::Header>>);
+
+const HEADER_CACHE_MAX: usize = 256;
+
+impl HeaderCache {
+    fn get_or_parse(&self, segment: &str) -> Result<jwt::Header, Error> {
+        if let Some(h) = self
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(segment)
+        {
+            return Ok(h.clone());
+        }
+        let parsed = jwt::parse_header(segment)?;
+        if segment.len() <= 512 {
+            let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+            if map.len() >= HEADER_CACHE_MAX {
+                map.clear();
+            }
+            map.insert(segment.into(), parsed.clone());
+        }
+        Ok(parsed)
+    }
+}
+
 /// Verifies tokens for every configured tenant.
 pub struct Authenticator {
+    headers: HeaderCache,
     tenants: Vec<TenantAuth>,
     by_issuer: HashMap<String, u32>,
     replay: Arc<dyn ReplayGuard>,
@@ -253,6 +283,7 @@ impl Authenticator {
             });
         }
         Ok(Self {
+            headers: HeaderCache(std::sync::RwLock::default()),
             tenants,
             by_issuer,
             replay,
@@ -277,7 +308,9 @@ impl Authenticator {
     /// Verifies signature, expiry, not-before and audience (synchronously; see
     /// [`Authenticator::verify_async`] for JWKS rotation).
     pub fn verify(&self, token: &str, now: u64) -> Result<Verified, Error> {
-        let unverified = jwt::split(token, self.max_token_bytes)?;
+        let unverified = jwt::split_with(token, self.max_token_bytes, |h| {
+            self.headers.get_or_parse(h)
+        })?;
         let claims: Claims = serde_json::from_slice(&unverified.payload)
             .map_err(|_| Error::Malformed("claims are not valid"))?;
         let tenant = claims

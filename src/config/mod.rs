@@ -43,6 +43,8 @@ pub mod env {
     pub const KEY_CACHE_CAPACITY: &str = "TESSERA_KEY_CACHE_CAPACITY";
     /// Audit log path (`-` for standard output).
     pub const AUDIT_PATH: &str = "TESSERA_AUDIT_PATH";
+    /// `true` or `false`: write the audit trail.
+    pub const AUDIT_ENABLED: &str = "TESSERA_AUDIT_ENABLED";
     /// Bearer token required on `/metrics`, by value.
     pub const METRICS_TOKEN: &str = "TESSERA_METRICS_TOKEN";
     /// Bearer token required on `/metrics`, from a file.
@@ -467,6 +469,9 @@ impl Config {
         }
         if let Some(v) = var(env::KEY_CACHE_CAPACITY) {
             self.storage.key_cache_capacity = parse(env::KEY_CACHE_CAPACITY, &v)?;
+        }
+        if let Some(v) = var(env::AUDIT_ENABLED) {
+            self.audit.enabled = parse(env::AUDIT_ENABLED, &v)?;
         }
         if let Some(v) = var(env::AUDIT_PATH) {
             self.audit.path = Some(PathBuf::from(v));

@@ -93,15 +93,40 @@ fn nibble(c: u8) -> Result<u8, Error> {
     }
 }
 
-impl fmt::Display for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// The canonical text of a [`KeyId`], on the stack.
+#[derive(Clone, Copy)]
+pub struct CanonicalKid([u8; 36]);
+
+impl CanonicalKid {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Invariant: built only from ASCII hex digits and '-'.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl KeyId {
+    /// The canonical form without allocating or going through `fmt` (KIDs are written on
+    /// every licence's audit record, so this is on the hot path).
+    pub fn canonical(&self) -> CanonicalKid {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'-'; 36];
+        let mut j = 0;
         for (i, b) in self.0.iter().enumerate() {
             if matches!(i, 4 | 6 | 8 | 10) {
-                f.write_str("-")?;
+                j += 1;
             }
-            write!(f, "{b:02x}")?;
+            out[j] = HEX[usize::from(b >> 4)];
+            out[j + 1] = HEX[usize::from(b & 0x0f)];
+            j += 2;
         }
-        Ok(())
+        CanonicalKid(out)
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.canonical().as_str())
     }
 }
 
@@ -120,7 +145,7 @@ impl std::str::FromStr for KeyId {
 
 impl Serialize for KeyId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        s.serialize_str(self.canonical().as_str())
     }
 }
 

@@ -66,7 +66,7 @@ async fn license(
         crate::audit::Event {
             event: "key.release",
             protocol: PROTOCOL,
-            kids: grant.keys.iter().map(|k| k.meta.kid.to_string()).collect(),
+            kids: grant.keys.iter().map(|k| k.meta.kid).collect(),
             content_id: None,
             subject: ent.subject.as_deref(),
             token_id: ent.token_id.as_deref(),

@@ -54,7 +54,7 @@ async fn key(
         crate::audit::Event {
             event: "key.release",
             protocol: PROTOCOL,
-            kids: vec![k.meta.kid.to_string()],
+            kids: vec![k.meta.kid],
             content_id: None,
             subject: ent.subject.as_deref(),
             token_id: ent.token_id.as_deref(),

@@ -202,7 +202,10 @@ async fn create_inner(
         crate::audit::Event {
             event,
             protocol: PROTOCOL,
-            kids: views.iter().map(|v| v.kid.clone()).collect(),
+            kids: views
+                .iter()
+                .filter_map(|v| KeyId::parse(&v.kid).ok())
+                .collect(),
             content_id: Some(&content_id),
             subject: svc.subject.as_deref(),
             token_id: None,
@@ -243,7 +246,7 @@ pub async fn get(
                 crate::audit::Event {
                     event: "key.read",
                     protocol: PROTOCOL,
-                    kids: vec![kid.to_string()],
+                    kids: vec![kid],
                     content_id: Some(&key.meta.content_id),
                     subject: svc.subject.as_deref(),
                     token_id: None,
@@ -285,7 +288,10 @@ pub async fn list(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Response<
                     crate::audit::Event {
                         event: "key.read",
                         protocol: PROTOCOL,
-                        kids: views.iter().map(|v| v.kid.clone()).collect(),
+                        kids: views
+                            .iter()
+                            .filter_map(|v| KeyId::parse(&v.kid).ok())
+                            .collect(),
                         content_id: Some(&content_id),
                         subject: svc.subject.as_deref(),
                         token_id: None,
@@ -323,7 +329,7 @@ pub async fn revoke(
                 crate::audit::Event {
                     event: "key.revoke",
                     protocol: PROTOCOL,
-                    kids: vec![kid.to_string()],
+                    kids: vec![kid],
                     content_id: Some(&rec.meta.content_id),
                     subject: svc.subject.as_deref(),
                     token_id: None,
