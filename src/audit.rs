@@ -87,7 +87,7 @@ impl Record<'_> {
         }
         out.extend_from_slice(b",\"request_id\":");
         json_str(out, self.request_id);
-        let _ = write!(out, ",\"client\":\"{}\"}}\n", self.client);
+        let _ = writeln!(out, ",\"client\":\"{}\"}}", self.client);
     }
 }
 
