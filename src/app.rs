@@ -209,6 +209,15 @@ impl App {
             false,
         )
         .map_err(Error::Startup)?;
+        if metrics_token
+            .as_ref()
+            .is_some_and(|t| t.expose().is_empty())
+        {
+            // An empty token would match a request without one.
+            return Err(Error::Startup(
+                "server.metrics_token must not be empty".into(),
+            ));
+        }
         let cors = Cors::new(
             &config
                 .tenants
@@ -230,6 +239,11 @@ impl App {
             phase,
             metrics_token,
         }))
+    }
+
+    /// Deadline for reading a request body.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.server.body_read_timeout_ms.max(1))
     }
 
     /// Times a store operation into `tessera_store_operation_duration_seconds{op}`.
@@ -315,13 +329,22 @@ impl App {
             let token = token.ok_or(auth::Error::Missing)?;
             let verified = self.auth.verify_async(token, now, &self.jwks).await?;
             ctx.tenant = Some(verified.tenant);
-            self.auth.entitlement(verified, now)
+            self.auth.entitlement(verified)
         }
         .await;
         if let Err(e) = &result {
             self.metrics.denial(e.code());
         }
         result
+    }
+
+    /// Spends one use of a `max_uses` token; call right before releasing keys.
+    pub fn consume(&self, ent: &Entitlement) -> Result<(), auth::Error> {
+        let r = self.auth.consume(ent, now_secs());
+        if let Err(e) = &r {
+            self.metrics.denial(e.code());
+        }
+        r
     }
 
     /// Verifies a service token from `Authorization` and checks `scope`; sets `ctx.tenant`.
@@ -345,9 +368,9 @@ impl App {
         result
     }
 
-    /// Starts the background tasks: the change-feed poller (drops revoked keys from the cache,
-    /// whichever node revoked them; it also closes the window in which a lookup racing a local
-    /// revocation could re-cache the old state) and one JWKS refresher per source. They stop
+    /// Starts the background tasks: the change-feed poller (marks revoked keys in the cache,
+    /// whichever node revoked them; the cache never lets an active copy replace that mark)
+    /// and one JWKS refresher per source. They stop
     /// when the phase becomes `Draining`.
     pub async fn start_background(self: &Arc<Self>) -> Result<(), Error> {
         let cursor = self
@@ -408,7 +431,7 @@ impl App {
                         if c.kind == store::ChangeKind::Revoked
                             && let Some(t) = self.auth.tenant_index(&c.tenant)
                         {
-                            self.cache.invalidate(t, &c.kid);
+                            self.cache.revoke(t, &c.kid);
                         }
                     }
                     if n < 1000 {

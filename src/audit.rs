@@ -1,5 +1,5 @@
 //! The audit trail: an append-only JSON-lines record of every key creation, import, release
-//! and revocation (`../shared/DESIGN.md`, "audit.rs"). Content security frameworks (MPAA/TPN,
+//! and revocation (`docs/operations.md`, "Audit trail"). Content security frameworks (MPAA/TPN,
 //! CDSA) ask that every key release be attributable; this is that record.
 //!
 //! Records carry who (tenant, token subject and id, client address), what (KIDs, content id,
@@ -125,6 +125,7 @@ pub struct Event<'a> {
 pub struct Audit {
     tx: Option<mpsc::Sender<Vec<u8>>>,
     metrics: Option<Arc<crate::telemetry::Metrics>>,
+    writer: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl Audit {
@@ -133,20 +134,20 @@ impl Audit {
         Self {
             tx: None,
             metrics: None,
+            writer: Arc::default(),
         }
     }
 
-    /// Opens `path` (append, mode 0600; `-` = stdout) and starts the writer thread, which
-    /// ends once every [`Audit`] handle is dropped and the queue is written out.
+    /// Opens `path` (append, mode 0600; `-` = stdout) and starts the writer thread.
     pub fn start(path: &Path, metrics: Arc<crate::telemetry::Metrics>) -> std::io::Result<Self> {
-        let sink: Box<dyn Write + Send> = if path == Path::new("-") {
-            Box::new(std::io::stdout())
+        let sink = if path == Path::new("-") {
+            Sink::Stdout(std::io::stdout())
         } else {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
             use std::os::unix::fs::OpenOptionsExt;
-            Box::new(
+            Sink::File(
                 std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
@@ -157,12 +158,13 @@ impl Audit {
         let (tx, rx) = mpsc::channel(QUEUE);
         let m = metrics.clone();
         let shown = path.display().to_string();
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("tessera-audit".into())
             .spawn(move || writer(sink, rx, &m, &shown))?;
         Ok(Self {
             tx: Some(tx),
             metrics: Some(metrics),
+            writer: Arc::new(std::sync::Mutex::new(Some(handle))),
         })
     }
 
@@ -177,42 +179,84 @@ impl Audit {
             m.audit_errors.inc();
         }
     }
+
+    /// Writes out everything queued so far, syncs the file and stops the writer (shutdown,
+    /// after the listeners have drained). Records sent afterwards count as audit errors.
+    pub async fn close(&self) {
+        let Some(tx) = &self.tx else { return };
+        // An empty record is the writer's signal to flush, sync and stop.
+        let _ = tx.send(Vec::new()).await;
+        let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}
+
+enum Sink {
+    File(std::fs::File),
+    Stdout(std::io::Stdout),
+}
+
+impl Sink {
+    fn write_batch(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::File(f) => f.write_all(buf),
+            Sink::Stdout(s) => s.write_all(buf).and_then(|()| s.flush()),
+        }
+    }
+
+    fn sync(&mut self) {
+        if let Sink::File(f) = self {
+            let _ = f.sync_all();
+        }
+    }
 }
 
 fn writer(
-    mut sink: Box<dyn Write + Send>,
+    mut sink: Sink,
     mut rx: mpsc::Receiver<Vec<u8>>,
     metrics: &crate::telemetry::Metrics,
     path: &str,
 ) {
     let mut buf = Vec::with_capacity(256 * 1024);
-    // Blocks only while idle; returns None once every sender is gone and the queue is empty.
+    let mut closing = false;
+    // Blocks only while idle; ends when every sender is gone, or on the close signal.
     while let Some(first) = rx.blocking_recv() {
-        buf.extend_from_slice(&first);
-        let mut n = 1u64;
+        let mut n = 0u64;
+        let mut pending = Some(first);
         loop {
-            while let Ok(more) = rx.try_recv() {
-                buf.extend_from_slice(&more);
-                n += 1;
+            while let Some(rec) = pending.take().or_else(|| rx.try_recv().ok()) {
+                // An empty record is the close signal.
+                if rec.is_empty() {
+                    closing = true;
+                } else {
+                    buf.extend_from_slice(&rec);
+                    n += 1;
+                }
             }
-            let written = sink.write_all(&buf).and_then(|()| sink.flush());
-            match written {
-                Ok(()) => metrics.audit_records.inc_by(n),
-                Err(e) => {
-                    metrics.audit_errors.inc_by(n);
-                    tracing::error!(audit.path = path, error = %e, "audit write failed");
+            if !buf.is_empty() {
+                match sink.write_batch(&buf) {
+                    Ok(()) => metrics.audit_records.inc_by(n),
+                    Err(e) => {
+                        metrics.audit_errors.inc_by(n);
+                        tracing::error!(audit.path = path, error = %e, "audit write failed");
+                    }
                 }
             }
             buf.clear();
             n = 0;
-            // Busy: let the next batch accumulate. Idle: go back to a blocking wait.
-            std::thread::sleep(BATCH_INTERVAL);
-            if rx.is_empty() {
+            if closing || rx.is_empty() {
                 break;
             }
+            // Busy: let the next batch accumulate rather than waking per record.
+            std::thread::sleep(BATCH_INTERVAL);
+        }
+        if closing {
+            break;
         }
     }
-    let _ = sink.flush();
+    sink.sync();
 }
 
 /// Unix milliseconds now.

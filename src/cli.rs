@@ -377,7 +377,12 @@ fn keys(path: Option<PathBuf>, args: KeysArgs) -> ExitCode {
             None => {
                 let cfg = load(path.clone())
                     .map_err(|_| "cannot load configuration to mint a token".to_owned())?;
-                let scope = if write { "keys:write" } else { "keys:read" };
+                // Writers get keys:read too: a packager creating keys needs their material back.
+                let scope = if write {
+                    "keys:read keys:write"
+                } else {
+                    "keys:read"
+                };
                 let targs = TokenArgs {
                     tenant: args.tenant.clone(),
                     kid: vec![],

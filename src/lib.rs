@@ -3,7 +3,7 @@
 //! # Layout
 //!
 //! Requests flow `http -> protocol::*::handler -> license / auth / keyring / store -> crypto`
-//! (`../shared/DESIGN.md`, "Inside src/"):
+//! (`docs/architecture.md`):
 //!
 //! - [`http`]: two listeners (public: licences, CORS; internal: key API, metrics, health),
 //!   routing, body caps, problem rendering, graceful drain.

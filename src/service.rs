@@ -85,5 +85,6 @@ impl Running {
         for t in self.tasks {
             let _ = t.await;
         }
+        self.app.audit.close().await;
     }
 }

@@ -343,6 +343,21 @@ impl JwksSource {
     }
 }
 
+fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// All verification keys of one tenant.
 #[derive(Debug, Default)]
 pub struct TenantKeys {
@@ -391,8 +406,12 @@ impl TenantKeys {
             );
         }
         if let Some(url) = &k.jwks_url {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(format!("jwks_url {url:?} must be http(s)"));
+            // Whoever can alter a JWKS in transit can mint tokens: https only, except to a
+            // loopback host (an identity-provider sidecar on the same machine).
+            if !(url.starts_with("https://") || is_loopback_http(url)) {
+                return Err(format!(
+                    "jwks_url {url:?} must be https (plain http only to a loopback host)"
+                ));
             }
             if algs.is_empty() {
                 return Err("algorithms must list the algorithms accepted from the JWKS".into());
@@ -474,5 +493,25 @@ mod tests {
         assert!(
             VerificationKey::new(None, vec![], KeyPurpose::Any, Material::P256(vec![])).is_err()
         );
+    }
+
+    #[test]
+    fn plain_http_jwks_only_to_loopback() {
+        for ok in [
+            "http://127.0.0.1:9/jwks",
+            "http://localhost/x",
+            "http://[::1]:8/j",
+            "http://127.8.9.1",
+        ] {
+            assert!(is_loopback_http(ok), "{ok}");
+        }
+        for bad in [
+            "http://idp.example/jwks",
+            "http://10.0.0.1/",
+            "http://127.0.0.1.evil.example/",
+            "https://127.0.0.1/",
+        ] {
+            assert!(!is_loopback_http(bad), "{bad}");
+        }
     }
 }

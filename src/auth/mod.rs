@@ -1,6 +1,6 @@
 //! Who is asking: JWT verification per tenant, and what a verified token allows.
 //!
-//! Flow (`../shared/DESIGN.md`, "Authorization"): split the compact JWS -> peek the payload's
+//! Flow (`docs/tokens.md`): split the compact JWS -> peek the payload's
 //! `iss` to pick the one tenant that owns that issuer -> select that tenant's keys by `kid`
 //! and pinned `alg` -> verify the signature -> only then check `exp`/`nbf`/`aud` and read the
 //! claims. The tenant of a request is therefore decided by a *verified* token: a token of
@@ -181,6 +181,9 @@ pub struct Service {
     pub tenant: u32,
     /// `sub`, for the audit trail.
     pub subject: Option<String>,
+    /// The token may read key material (`keys:read` or `admin`): key material appears in key
+    /// API responses only then, whatever the operation.
+    pub can_read: bool,
 }
 
 /// A token whose signature and time/audience claims have been verified.
@@ -402,7 +405,7 @@ impl Authenticator {
 
     /// Turns a verified player token into an entitlement (and counts a use when the token
     /// carries `max_uses`).
-    pub fn entitlement(&self, v: Verified, now: u64) -> Result<Entitlement, Error> {
+    pub fn entitlement(&self, v: Verified) -> Result<Entitlement, Error> {
         if v.purpose == KeyPurpose::Service {
             return Err(Error::WrongPurpose);
         }
@@ -429,20 +432,11 @@ impl Authenticator {
                 Arc::new(*p)
             }
         };
-        if let Some(max) = claim.max_uses {
-            let jti = v
-                .claims
-                .jti
-                .as_deref()
-                .ok_or(Error::Malformed("max_uses requires jti"))?;
-            self.replay
-                .record_use(v.tenant, jti, max, v.expires_at + t.leeway, now)
-                .map_err(|r| match r {
-                    replay::Refusal::Exhausted => Error::Replayed,
-                    replay::Refusal::Full => Error::Unavailable,
-                })?;
+        if claim.max_uses.is_some() && v.claims.jti.is_none() {
+            return Err(Error::Malformed("max_uses requires jti"));
         }
         Ok(Entitlement {
+            max_uses: claim.max_uses,
             tenant: v.tenant,
             kids,
             content_ids: claim.content_ids,
@@ -453,21 +447,43 @@ impl Authenticator {
         })
     }
 
+    /// Counts one use of a `max_uses` token. Called by a licence handler once it is about to
+    /// release keys, so a request that fails (bad body, unknown KID, store outage) does not
+    /// spend a single-use token.
+    pub fn consume(&self, ent: &Entitlement, now: u64) -> Result<(), Error> {
+        let (Some(max), Some(jti)) = (ent.max_uses, ent.token_id.as_deref()) else {
+            return Ok(());
+        };
+        let leeway = self
+            .tenants
+            .get(ent.tenant as usize)
+            .map_or(0, |t| t.leeway);
+        self.replay
+            .record_use(ent.tenant, jti, max, ent.expires_at + leeway, now)
+            .map_err(|r| match r {
+                replay::Refusal::Exhausted => Error::Replayed,
+                replay::Refusal::Full => Error::Unavailable,
+            })
+    }
+
     /// Checks a verified service token for `scope` (`admin` implies every scope).
     pub fn service(&self, v: Verified, scope: Scope) -> Result<Service, Error> {
         if v.purpose == KeyPurpose::Entitlement {
             return Err(Error::WrongPurpose);
         }
         let scopes = v.claims.scope.values(true);
-        if !scopes
-            .iter()
-            .any(|s| *s == scope.as_str() || *s == Scope::Admin.as_str())
-        {
+        let has = |s: Scope| {
+            scopes
+                .iter()
+                .any(|x| *x == s.as_str() || *x == Scope::Admin.as_str())
+        };
+        if !has(scope) {
             return Err(Error::InsufficientScope);
         }
         Ok(Service {
             tenant: v.tenant,
             subject: v.claims.sub,
+            can_read: has(Scope::KeysRead),
         })
     }
 

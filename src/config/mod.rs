@@ -35,6 +35,8 @@ pub mod env {
     pub const MAX_CONNECTIONS: &str = "TESSERA_MAX_CONNECTIONS";
     /// Header-read timeout in milliseconds.
     pub const HEADER_READ_TIMEOUT_MS: &str = "TESSERA_HEADER_READ_TIMEOUT_MS";
+    /// Body-read timeout in milliseconds.
+    pub const BODY_READ_TIMEOUT_MS: &str = "TESSERA_BODY_READ_TIMEOUT_MS";
     /// Drain deadline on shutdown, seconds.
     pub const DRAIN_TIMEOUT_SECS: &str = "TESSERA_DRAIN_TIMEOUT_SECS";
     /// Tokio worker threads (0 = one per core).
@@ -133,6 +135,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Time a client has to send a request's headers, in milliseconds.
     pub header_read_timeout_ms: u64,
+    /// Time a client has to send a request's body once its headers are in, in milliseconds.
+    pub body_read_timeout_ms: u64,
     /// Deadline for in-flight requests to finish on shutdown, in seconds.
     pub drain_timeout_secs: u64,
     /// Tokio worker threads; 0 means one per available core.
@@ -152,6 +156,7 @@ impl Default for ServerConfig {
             internal_tls: None,
             max_connections: 10_000,
             header_read_timeout_ms: 5_000,
+            body_read_timeout_ms: 10_000,
             drain_timeout_secs: 10,
             worker_threads: 0,
             metrics_token: None,
@@ -343,7 +348,8 @@ pub struct TenantConfig {
     pub issuers: Vec<String>,
     /// Accepted `aud` values; when non-empty a token must name one of them.
     pub audiences: Vec<String>,
-    /// Clock-skew leeway for `exp`/`nbf`, seconds.
+    /// Clock-skew leeway for `exp`/`nbf`, seconds (default 30).
+    #[serde(default = "default_leeway")]
     pub leeway_secs: u64,
     /// Browser origins allowed to call the public listener (`*` for any).
     pub cors_allowed_origins: Vec<String>,
@@ -355,6 +361,10 @@ pub struct TenantConfig {
     pub policies: BTreeMap<String, Policy>,
     /// Policy applied when a token names none; default `default` (built in if not defined).
     pub default_policy: Option<String>,
+}
+
+fn default_leeway() -> u64 {
+    30
 }
 
 impl Config {
@@ -411,7 +421,16 @@ impl Config {
 
     /// Parses TOML text (no env, no validation).
     pub fn from_toml(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        // Not `e.to_string()`: toml quotes the offending source line, which may hold a secret.
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            let at = e.span().map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {line}, column {column}: ")
+            });
+            format!("{}{}", at.unwrap_or_default(), e.message())
+        })
     }
 
     /// Applies `TESSERA_*` overrides read through `var` (injected for tests).
@@ -460,6 +479,9 @@ impl Config {
         }
         if let Some(v) = var(env::HEADER_READ_TIMEOUT_MS) {
             self.server.header_read_timeout_ms = parse(env::HEADER_READ_TIMEOUT_MS, &v)?;
+        }
+        if let Some(v) = var(env::BODY_READ_TIMEOUT_MS) {
+            self.server.body_read_timeout_ms = parse(env::BODY_READ_TIMEOUT_MS, &v)?;
         }
         if let Some(v) = var(env::DRAIN_TIMEOUT_SECS) {
             self.server.drain_timeout_secs = parse(env::DRAIN_TIMEOUT_SECS, &v)?;
@@ -554,6 +576,13 @@ impl Config {
                     ));
                 }
             }
+            if t.audiences.is_empty() && !self.dev_mode {
+                return invalid(format!(
+                    "tenant {:?}: audiences must not be empty (tokens minted for other \
+                     applications of the same issuer would otherwise be accepted)",
+                    t.id
+                ));
+            }
             if t.keys.is_empty() {
                 return invalid(format!(
                     "tenant {:?}: at least one verification key is required",
@@ -625,12 +654,14 @@ mod tests {
             [[tenants]]
             id = "a"
             issuers = ["https://idp"]
+            audiences = ["tessera"]
             [[tenants.keys]]
             algorithms = ["HS256"]
             secret = "0123456789abcdef0123456789abcdef"
             [[tenants]]
             id = "b"
             issuers = ["https://idp"]
+            audiences = ["tessera"]
             [[tenants.keys]]
             algorithms = ["HS256"]
             secret = "0123456789abcdef0123456789abcdef"

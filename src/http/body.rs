@@ -4,9 +4,15 @@ use super::error::Error;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 
-/// Collects `body`, refusing more than `limit` bytes. A `Content-Length` over the limit is
-/// refused without reading.
-pub async fn collect<B>(headers: &http::HeaderMap, body: B, limit: usize) -> Result<Bytes, Error>
+/// Collects `body`, refusing more than `limit` bytes or taking longer than `deadline` (the
+/// header-read timeout does not cover bodies: without this, a client trickling a body holds
+/// a connection slot forever). A `Content-Length` over the limit is refused without reading.
+pub async fn collect<B>(
+    headers: &http::HeaderMap,
+    body: B,
+    limit: usize,
+    deadline: std::time::Duration,
+) -> Result<Bytes, Error>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -19,7 +25,10 @@ where
     {
         return Err(Error::BodyTooLarge(limit));
     }
-    match Limited::new(body, limit).collect().await {
+    let collected = tokio::time::timeout(deadline, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| Error::BodyTimeout)?;
+    match collected {
         Ok(b) => Ok(b.to_bytes()),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()

@@ -75,6 +75,9 @@ pub enum Error {
     /// Body could not be read.
     #[error("request body could not be read")]
     BodyRead,
+    /// Body did not arrive within the deadline.
+    #[error("request body not received in time")]
+    BodyTimeout,
     /// Wrong or missing bearer token on `/metrics`.
     #[error("metrics require the configured bearer token")]
     MetricsAuth,
@@ -90,6 +93,7 @@ impl ApiError for Error {
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::BodyRead => StatusCode::BAD_REQUEST,
+            Error::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::MetricsAuth => StatusCode::UNAUTHORIZED,
             Error::OriginNotAllowed => StatusCode::FORBIDDEN,
         }
@@ -100,6 +104,7 @@ impl ApiError for Error {
             Error::MethodNotAllowed => "method_not_allowed",
             Error::BodyTooLarge(_) => "body_too_large",
             Error::BodyRead => "body_unreadable",
+            Error::BodyTimeout => "body_timeout",
             Error::MetricsAuth => "metrics_unauthorized",
             Error::OriginNotAllowed => "origin_not_allowed",
         }

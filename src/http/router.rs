@@ -1,4 +1,4 @@
-//! Routes: the public contract of `../shared/DESIGN.md` ("Users and their paths"). Key APIs
+//! Routes: the public contract of `docs/architecture.md` ("Listeners and paths"). Key APIs
 //! are never reachable on the public listener; licences never on the internal one.
 
 use http::Method;

@@ -7,6 +7,7 @@
 
 use super::{ContentKey, KeyId, KeyMeta};
 use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 use std::sync::Arc;
 
 /// An opened key with its metadata.
@@ -18,15 +19,30 @@ pub struct CachedKey {
     pub key: ContentKey,
 }
 
+enum Slot {
+    Key(Arc<CachedKey>),
+    /// A key known to be revoked. It is never replaced by an active copy: a lookup that read
+    /// the key before the revocation committed and caches it afterwards would otherwise put
+    /// a revoked key back into service on this node until eviction.
+    Revoked,
+}
+
 /// Bounded concurrent map `(tenant index, kid) -> opened key`.
-#[derive(Debug)]
 pub struct KeyCache {
-    map: DashMap<(u32, KeyId), Arc<CachedKey>>,
+    map: DashMap<(u32, KeyId), Slot>,
     capacity: usize,
 }
 
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCache")
+            .field("len", &self.map.len())
+            .finish()
+    }
+}
+
 impl KeyCache {
-    /// A cache holding at most `capacity` keys (0 disables caching).
+    /// A cache holding at most `capacity` entries (0 disables caching).
     pub fn new(capacity: usize) -> Self {
         Self {
             map: DashMap::with_capacity(capacity.min(1 << 16)),
@@ -34,13 +50,17 @@ impl KeyCache {
         }
     }
 
-    /// Looks a key up.
+    /// Looks a key up. A revoked tombstone is a miss (the caller reads the revoked record).
     pub fn get(&self, tenant: u32, kid: &KeyId) -> Option<Arc<CachedKey>> {
-        self.map.get(&(tenant, *kid)).map(|e| e.value().clone())
+        match self.map.get(&(tenant, *kid)).as_deref() {
+            Some(Slot::Key(k)) => Some(k.clone()),
+            _ => None,
+        }
     }
 
     /// Inserts a key, evicting some other entry when full. Eviction picks an arbitrary entry:
-    /// cheap, and adequate because a miss costs one store read, not correctness.
+    /// cheap, and adequate because a miss costs one store read, not correctness. An active
+    /// copy never replaces a revoked entry (check and insert are atomic on the shard).
     pub fn insert(&self, tenant: u32, key: Arc<CachedKey>) {
         if self.capacity == 0 {
             return;
@@ -51,15 +71,36 @@ impl KeyCache {
                 self.map.remove(&victim);
             }
         }
-        self.map.insert((tenant, key.meta.kid), key);
+        let active = key.meta.is_active();
+        match self.map.entry((tenant, key.meta.kid)) {
+            Entry::Occupied(mut e) => {
+                let revoked = match e.get() {
+                    Slot::Revoked => true,
+                    Slot::Key(k) => !k.meta.is_active(),
+                };
+                if !(active && revoked) {
+                    e.insert(Slot::Key(key));
+                }
+            }
+            Entry::Vacant(e) => {
+                e.insert(Slot::Key(key));
+            }
+        }
     }
 
-    /// Drops a key (revocation, or a change seen on the feed).
+    /// Marks a key revoked (local revocation, or a revocation seen on the change feed).
+    pub fn revoke(&self, tenant: u32, kid: &KeyId) {
+        if self.capacity > 0 {
+            self.map.insert((tenant, *kid), Slot::Revoked);
+        }
+    }
+
+    /// Drops an entry (tests and administrative eviction).
     pub fn invalidate(&self, tenant: u32, kid: &KeyId) {
         self.map.remove(&(tenant, *kid));
     }
 
-    /// Number of cached keys.
+    /// Number of entries.
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -76,6 +117,10 @@ mod tests {
     use crate::keyring::KeyState;
 
     fn key(b: u8) -> Arc<CachedKey> {
+        key_in(b, KeyState::Active)
+    }
+
+    fn key_in(b: u8, state: KeyState) -> Arc<CachedKey> {
         Arc::new(CachedKey {
             meta: KeyMeta {
                 kid: KeyId::from_bytes([b; 16]),
@@ -83,7 +128,7 @@ mod tests {
                 track: None,
                 period: None,
                 created_at: 0,
-                state: KeyState::Active,
+                state,
             },
             key: ContentKey::from_bytes([b; 16]),
         })
@@ -103,5 +148,23 @@ mod tests {
         );
         cache.invalidate(0, &KeyId::from_bytes([3; 16]));
         assert!(cache.get(0, &KeyId::from_bytes([3; 16])).is_none());
+    }
+
+    // See: review finding "revoked key re-cached by a racing lookup".
+    #[test]
+    fn an_active_copy_never_replaces_a_revocation() {
+        let cache = KeyCache::new(8);
+        let kid = KeyId::from_bytes([1; 16]);
+        cache.insert(0, key(1));
+        cache.revoke(0, &kid);
+        assert!(cache.get(0, &kid).is_none(), "tombstone reads as a miss");
+        // A lookup that read the key before the revocation committed tries to cache it now.
+        cache.insert(0, key(1));
+        assert!(cache.get(0, &kid).is_none());
+        // The revoked record itself may be cached, and is still not replaced afterwards.
+        cache.insert(0, key_in(1, KeyState::Revoked { at: 5 }));
+        assert!(!cache.get(0, &kid).unwrap().meta.is_active());
+        cache.insert(0, key(1));
+        assert!(!cache.get(0, &kid).unwrap().meta.is_active());
     }
 }

@@ -3,7 +3,7 @@
 //! Master key (32 bytes, from a 0600 file or the environment) -> HKDF-SHA256 per tenant ->
 //! AES-256-GCM key-encryption key (KEK). Each content key is sealed under its tenant's KEK with
 //! associated data binding tenant, KID, content id, track and period, so a ciphertext copied
-//! to another row, tenant or content fails to open (`../shared/DESIGN.md`, "Keys and storage").
+//! to another row, tenant or content fails to open (`docs/security.md`, "Keys at rest").
 
 use super::{ContentKey, Error, KeyMeta};
 use crate::crypto::{self, SealingKey};
@@ -149,16 +149,19 @@ impl Keyring {
         ContentKey::from_slice(&plain).map_err(|_| Error::Unseal)
     }
 
-    /// Deterministic key id for a generated key: HMAC over (content id, track, period) under a
-    /// tenant-specific derived key. Two nodes generating the "same" key concurrently pick the
-    /// same KID, so the store's insert-if-absent makes creation idempotent everywhere; the
-    /// keyed HMAC keeps KIDs from revealing anything about the content id.
+    /// Deterministic key id for a generated key: HMAC over (content id, track, period,
+    /// generation) under a tenant-specific derived key. Two nodes generating the "same" key
+    /// concurrently pick the same KID, so the store's insert-if-absent makes creation
+    /// idempotent everywhere; the keyed HMAC keeps KIDs from revealing anything about the
+    /// content id. `generation` counts the revoked keys of that (content, track, period), so a
+    /// replacement for a revoked key gets a new KID.
     pub fn derive_kid(
         &self,
         tenant: &str,
         content_id: &str,
         track: &str,
         period: Option<u64>,
+        generation: u32,
     ) -> super::KeyId {
         let key = {
             let cached = self
@@ -191,6 +194,7 @@ impl Keyring {
             msg.extend_from_slice(part);
         }
         msg.extend_from_slice(&period.map_or([0xff; 8], u64::to_be_bytes));
+        msg.extend_from_slice(&generation.to_be_bytes());
         let tag = key.sign(&msg);
         let mut kid = [0u8; 16];
         kid.copy_from_slice(&tag[..16]);
@@ -291,11 +295,12 @@ mod tests {
     #[test]
     fn derived_kids_are_stable_and_distinct() {
         let ring = Keyring::new(MasterKey::from_bytes([1; 32]));
-        let a = ring.derive_kid("t", "movie", "HD", None);
-        assert_eq!(a, ring.derive_kid("t", "movie", "HD", None));
-        assert_ne!(a, ring.derive_kid("t", "movie", "SD", None));
-        assert_ne!(a, ring.derive_kid("u", "movie", "HD", None));
-        assert_ne!(a, ring.derive_kid("t", "movie", "HD", Some(0)));
+        let a = ring.derive_kid("t", "movie", "HD", None, 0);
+        assert_eq!(a, ring.derive_kid("t", "movie", "HD", None, 0));
+        assert_ne!(a, ring.derive_kid("t", "movie", "SD", None, 0));
+        assert_ne!(a, ring.derive_kid("u", "movie", "HD", None, 0));
+        assert_ne!(a, ring.derive_kid("t", "movie", "HD", Some(0), 0));
+        assert_ne!(a, ring.derive_kid("t", "movie", "HD", None, 1));
     }
 
     proptest! {

@@ -1,7 +1,7 @@
 //! Content keys and key ids: typed values, sealing at rest, and the hot cache.
 //!
 //! A content key is `(tenant, kid, key, content_id, track, period, created_at, state)`
-//! (`../shared/DESIGN.md`, "Keys and storage"). Plaintext key bytes exist only inside
+//! (`docs/architecture.md`, "Keys and storage"). Plaintext key bytes exist only inside
 //! [`ContentKey`], which zeroizes on drop and never prints.
 
 mod cache;

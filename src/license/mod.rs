@@ -29,6 +29,8 @@ pub struct Entitlement {
     pub token_id: Option<String>,
     /// Token expiry (Unix seconds).
     pub expires_at: u64,
+    /// `tessera.max_uses`: counted when keys are released (`Authenticator::consume`).
+    pub max_uses: Option<u32>,
 }
 
 impl Entitlement {
@@ -156,6 +158,7 @@ mod tests {
             subject: None,
             token_id: None,
             expires_at: 0,
+            max_uses: None,
         };
         let found = vec![
             key(1, "movie", TrackType::Sd, KeyState::Active),

@@ -1,4 +1,4 @@
-//! The neutral licence policy (`../shared/DESIGN.md`, "Licence policy"): one model that each
+//! The neutral licence policy (`docs/tokens.md`, "Policies"): one model that each
 //! DRM's licence fields are mapped from. ClearKey and HLS use the parts that apply to a
 //! software client (allowed tracks, persistence, minimum security level); Widevine-,
 //! PlayReady- and FairPlay-style licences map the rest.

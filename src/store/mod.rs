@@ -1,7 +1,7 @@
 //! Durable key storage: the [`KeyStore`] trait, its embedded backend, and the conformance
 //! suite every backend passes.
 //!
-//! The trait is shaped for the PostgreSQL backend that follows (`../shared/DESIGN.md`, "Keys and
+//! The trait is shaped for the PostgreSQL backend that follows (`docs/architecture.md`, "Keys and
 //! storage"): async, batched reads (`get_keys` takes many KIDs: one round trip), an
 //! idempotent insert keyed on `(tenant, kid)` so concurrent creators converge, and a change
 //! feed (`changes_since`) that nodes poll to drop revoked keys from their caches (NOTIFY does

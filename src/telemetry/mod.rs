@@ -1,4 +1,4 @@
-//! Logs and metrics (`../shared/DESIGN.md`, "Observability"; STYLE §8).
+//! Logs and metrics (`docs/operations.md`).
 
 pub mod metrics;
 

@@ -385,3 +385,33 @@ secret = "{SVC_ONLY_SECRET}"
     // k1 is gone from the set now.
     assert_eq!(s.clearkey(&ent(&k1), body).await.code(), "kid_unknown");
 }
+
+// See: review finding "one-time tokens are used up by requests that then fail".
+#[tokio::test]
+async fn failed_requests_do_not_spend_max_uses() {
+    let s = Server::start().await;
+    let keys = s.create_keys("acme", "movie-1", &["SD"]).await;
+    let token = signer("acme")
+        .sign(&claims(
+            "acme",
+            json!({"jti": "single", "tessera": {"content_ids": ["movie-1"], "max_uses": 1}}),
+        ))
+        .unwrap();
+    assert_eq!(
+        s.clearkey(&token, json!({"kids": ["bad"]})).await.status,
+        400
+    );
+    assert_eq!(
+        s.clearkey(&token, json!({"kids": ["AAECAwQFBgcICQoLDA0ODw"]}))
+            .await
+            .status,
+        403
+    );
+    let good = json!({"kids": [b64kid(&kid_of(&keys, "SD"))]});
+    assert_eq!(
+        s.clearkey(&token, good.clone()).await.status,
+        200,
+        "the one use is still there"
+    );
+    assert_eq!(s.clearkey(&token, good).await.code(), "token_replayed");
+}

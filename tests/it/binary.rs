@@ -283,17 +283,25 @@ fn check_config_validates_before_binding() {
     assert!(out.contains("dev mode"));
     let broken = dir.path().join("broken.toml");
     for (text, why) in [
+        (
+            "[storage]\nmaster_key=\"00\"\n[[tenants]]\nid = \"t\"\nissuers = [\"x\"]\n[[tenants.keys]]\nalgorithms = [\"HS256\"]\nsecret = \"0123456789abcdef0123456789abcdef\"\n",
+            "audiences must not be empty",
+        ),
+        (
+            "[storage]\nmaster_key=\"00\"\n[[tenants]]\nid = \"t\"\nissuers = [\"x\"]\naudiences = [\"a\"]\n[[tenants.keys]]\nalgorithms = [\"RS256\"]\njwks_url = \"http://idp.example/jwks\"\n",
+            "must be https",
+        ),
         ("[server]\npublik_addr = \"127.0.0.1:1\"\n", "unknown field"),
         (
             "[[tenants]]\nid = \"Bad Id\"\nissuers = [\"x\"]\n[[tenants.keys]]\nalgorithms = [\"HS256\"]\nsecret = \"0123456789abcdef0123456789abcdef\"\n[storage]\nmaster_key = \"00\"\n",
             "tenant id",
         ),
         (
-            "[storage]\nmaster_key=\"00\"\n[[tenants]]\nid = \"t\"\nissuers = [\"x\"]\n[[tenants.keys]]\nalgorithms = [\"HS256\"]\nsecret = \"short\"\n",
+            "[storage]\nmaster_key=\"00\"\n[[tenants]]\nid = \"t\"\nissuers = [\"x\"]\naudiences = [\"a\"]\n[[tenants.keys]]\nalgorithms = [\"HS256\"]\nsecret = \"short\"\n",
             "at least 32 bytes",
         ),
         (
-            "[storage]\nmaster_key=\"00\"\n[[tenants]]\nid = \"t\"\nissuers = [\"x\"]\n[[tenants.keys]]\nalgorithms = [\"HS256\", \"RS256\"]\nsecret = \"0123456789abcdef0123456789abcdef\"\n",
+            "[storage]\nmaster_key=\"00\"\n[[tenants]]\nid = \"t\"\nissuers = [\"x\"]\naudiences = [\"a\"]\n[[tenants.keys]]\nalgorithms = [\"HS256\", \"RS256\"]\nsecret = \"0123456789abcdef0123456789abcdef\"\n",
             "RS256",
         ),
     ] {
@@ -305,6 +313,14 @@ fn check_config_validates_before_binding() {
         assert_eq!(code, 64, "{text}");
         assert!(err.contains(why), "{err:?} should mention {why:?}");
     }
+    // See: review finding "a config parse error can print a secret".
+    std::fs::write(&broken, "[storage]\nmaster_key = \"s3cr3t-m4ster\\q\"\n").unwrap();
+    let (code, _, err) = run(&mut tessera(
+        &["check-config", "--config", broken.to_str().unwrap()],
+        dir.path(),
+    ));
+    assert_eq!(code, 64);
+    assert!(err.contains("line 2") && !err.contains("s3cr3t"), "{err}");
     // Environment overrides are validated too.
     let (code, _, err) =
         run(tessera(&["check-config"], dir.path()).env("TESSERA_PUBLIC_ADDR", "not-an-address"));

@@ -11,7 +11,7 @@ async fn create_get_list_revoke() {
             "acme",
             "POST",
             "/v1/keys",
-            &["keys:write"],
+            &["keys:read", "keys:write"],
             json!({"content_id": "movie-1", "tracks": ["SD", "HD", "AUDIO"]}),
         )
         .await;
@@ -76,7 +76,7 @@ async fn create_get_list_revoke() {
             "acme",
             "POST",
             "/v1/keys",
-            &["keys:write"],
+            &["keys:read", "keys:write"],
             json!({"content_id": "movie-1", "tracks": ["HD", "SD"]}),
         )
         .await;
@@ -89,7 +89,7 @@ async fn create_get_list_revoke() {
             "acme",
             "POST",
             &format!("/v1/keys/{sd}/revoke"),
-            &["keys:write"],
+            &["keys:read", "keys:write"],
             json!(null),
         )
         .await;
@@ -103,7 +103,7 @@ async fn create_get_list_revoke() {
             "acme",
             "POST",
             &format!("/v1/keys/{sd}/revoke"),
-            &["keys:write"],
+            &["keys:read", "keys:write"],
             json!(null),
         )
         .await;
@@ -113,7 +113,7 @@ async fn create_get_list_revoke() {
             "acme",
             "POST",
             "/v1/keys/00000000000000000000000000000000/revoke",
-            &["keys:write"],
+            &["keys:read", "keys:write"],
             json!(null),
         )
         .await;
@@ -126,7 +126,13 @@ async fn key_periods_for_rotation() {
     let body =
         json!({"content_id": "live-1", "tracks": ["SD", "HD"], "period": 10, "period_count": 3});
     let r = s
-        .keyapi("acme", "POST", "/v1/keys", &["keys:write"], body)
+        .keyapi(
+            "acme",
+            "POST",
+            "/v1/keys",
+            &["keys:read", "keys:write"],
+            body,
+        )
         .await;
     assert_eq!(r.status, 201);
     let keys = r.json()["keys"].as_array().unwrap().clone();
@@ -149,7 +155,7 @@ async fn import_is_idempotent_and_detects_conflicts() {
             "acme",
             "POST",
             "/v1/keys",
-            &["keys:write"],
+            &["keys:read", "keys:write"],
             body(key, "movie-9"),
         )
         .await;
@@ -164,7 +170,7 @@ async fn import_is_idempotent_and_detects_conflicts() {
             "acme",
             "POST",
             "/v1/keys",
-            &["keys:write"],
+            &["keys:read", "keys:write"],
             body(key, "movie-9")
         )
         .await
@@ -176,7 +182,7 @@ async fn import_is_idempotent_and_detects_conflicts() {
             "acme",
             "POST",
             "/v1/keys",
-            &["keys:write"],
+            &["keys:read", "keys:write"],
             body("/////////////////////w==", "movie-9"),
         )
         .await;
@@ -186,7 +192,7 @@ async fn import_is_idempotent_and_detects_conflicts() {
             "acme",
             "POST",
             "/v1/keys",
-            &["keys:write"],
+            &["keys:read", "keys:write"],
             body(key, "movie-10"),
         )
         .await;
@@ -325,4 +331,155 @@ async fn listeners_are_separate() {
         .call("GET", &format!("{}/clearkey/license", s.public), &[], "")
         .await;
     assert_eq!((r.status, r.code().as_str()), (405, "method_not_allowed"));
+}
+
+// See: review finding "a keys:write token can read existing key material".
+#[tokio::test]
+async fn key_material_needs_keys_read() {
+    let s = Server::start().await;
+    let body = json!({"content_id": "m", "tracks": ["SD"]});
+    let r = s
+        .keyapi("acme", "POST", "/v1/keys", &["keys:write"], body.clone())
+        .await;
+    assert_eq!(r.status, 201);
+    assert!(
+        r.json()["keys"][0].get("key").is_none(),
+        "write-only tokens get no key material"
+    );
+    assert!(r.json()["keys"][0]["kid"].is_string());
+    let r = s
+        .keyapi("acme", "POST", "/v1/keys", &["keys:write"], body.clone())
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.json()["keys"][0].get("key").is_none(),
+        "nor by replaying a create"
+    );
+    let r = s
+        .keyapi(
+            "acme",
+            "POST",
+            "/v1/keys",
+            &["keys:read", "keys:write"],
+            body,
+        )
+        .await;
+    assert!(r.json()["keys"][0]["key"].is_string());
+}
+
+// See: review finding "a revoked key cannot be replaced, and create returns it again".
+#[tokio::test]
+async fn a_revoked_key_is_replaced_never_reissued() {
+    let s = Server::start().await;
+    let body = json!({"content_id": "m", "tracks": ["HD"]});
+    let first = s
+        .keyapi(
+            "acme",
+            "POST",
+            "/v1/keys",
+            &["keys:read", "keys:write"],
+            body.clone(),
+        )
+        .await
+        .json();
+    let old_kid = first["keys"][0]["kid"].as_str().unwrap().to_owned();
+    let r = s
+        .keyapi(
+            "acme",
+            "POST",
+            &format!("/v1/keys/{old_kid}/revoke"),
+            &["keys:write"],
+            json!(null),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    // The revoked key's material is gone from every interface.
+    let r = s
+        .keyapi(
+            "acme",
+            "GET",
+            &format!("/v1/keys/{old_kid}"),
+            &["keys:read"],
+            json!(null),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["keys"][0]["state"].as_str()),
+        (200, Some("revoked"))
+    );
+    assert!(r.json()["keys"][0].get("key").is_none());
+    // Asking again for (m, HD) creates a replacement with a new KID and new key.
+    let r = s
+        .keyapi(
+            "acme",
+            "POST",
+            "/v1/keys",
+            &["keys:read", "keys:write"],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let new = &r.json()["keys"][0];
+    assert_ne!(new["kid"].as_str().unwrap(), old_kid);
+    assert_ne!(new["key"], first["keys"][0]["key"]);
+    assert_eq!(new["state"], "active");
+    // ... and the replacement is itself idempotent.
+    let again = s
+        .keyapi(
+            "acme",
+            "POST",
+            "/v1/keys",
+            &["keys:read", "keys:write"],
+            body,
+        )
+        .await;
+    assert_eq!(
+        (again.status, &again.json()["keys"][0]["kid"]),
+        (200, &new["kid"])
+    );
+    let listed = s
+        .keyapi(
+            "acme",
+            "GET",
+            "/v1/keys?content_id=m",
+            &["keys:read"],
+            json!(null),
+        )
+        .await
+        .json();
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 2);
+}
+
+// See: review finding "a key-import conflict returns 409 after part of the batch is saved".
+#[tokio::test]
+async fn a_conflicting_import_writes_nothing() {
+    let s = Server::start().await;
+    let existing = "0123456789abcdef0123456789abcdef";
+    let fresh = "fedcba9876543210fedcba9876543210";
+    let one =
+        json!({"content_id": "m", "keys": [{"kid": existing, "key": "AAECAwQFBgcICQoLDA0ODw=="}]});
+    assert_eq!(
+        s.keyapi("acme", "POST", "/v1/keys", &["keys:write"], one)
+            .await
+            .status,
+        201
+    );
+    let batch = json!({"content_id": "m", "keys": [
+        {"kid": fresh, "key": "AAECAwQFBgcICQoLDA0ODw=="},
+        {"kid": existing, "key": "/////////////////////w=="}
+    ]});
+    let r = s
+        .keyapi("acme", "POST", "/v1/keys", &["keys:write"], batch)
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (409, "key_conflict"));
+    let r = s
+        .keyapi(
+            "acme",
+            "GET",
+            &format!("/v1/keys/{fresh}"),
+            &["keys:read"],
+            json!(null),
+        )
+        .await;
+    assert_eq!(r.status, 404, "nothing of the refused batch was stored");
 }

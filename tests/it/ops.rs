@@ -272,3 +272,77 @@ async fn slow_headers_are_cut_off() {
     );
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn audit_trail_is_complete_after_shutdown() {
+    let mut s = Server::start().await;
+    let keys = s.create_keys("acme", "movie-1", &["SD"]).await;
+    let token = player_token("acme", json!({"content_ids": ["movie-1"]}));
+    let body = json!({"kids": [b64kid(&kid_of(&keys, "SD"))]});
+    for _ in 0..25 {
+        assert_eq!(s.clearkey(&token, body.clone()).await.status, 200);
+    }
+    s.running.take().unwrap().shutdown().await;
+    // No waiting: shutdown writes out and syncs the queue before it returns.
+    let text = std::fs::read_to_string(s.dir.path().join("audit.jsonl")).unwrap();
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("\"key.release\""))
+            .count(),
+        25
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("\"key.create\""))
+            .count(),
+        1
+    );
+    for line in text.lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap();
+    }
+}
+
+// See: review finding "no timeout on reading request bodies".
+#[tokio::test]
+async fn slow_bodies_are_cut_off() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let text = base_toml(dir.path()).replace(
+        "drain_timeout_secs = 2",
+        "drain_timeout_secs = 2\nbody_read_timeout_ms = 300",
+    );
+    let app = tessera::app::App::build(tessera::config::Config::from_toml(&text).unwrap())
+        .await
+        .unwrap();
+    let running = tessera::service::start(app).await.unwrap();
+    let token = player_token("acme", json!({"content_ids": ["m"]}));
+    let mut conn = tokio::net::TcpStream::connect(running.public_addr)
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /clearkey/license HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 1000\r\n\r\n{{\"kids\":"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("body_timeout"));
+    running.shutdown().await;
+}
+
+// See: review finding "an empty metrics token leaves /metrics open".
+#[tokio::test]
+async fn an_empty_metrics_token_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = base_toml(dir.path()).replace(
+        "drain_timeout_secs = 2",
+        "drain_timeout_secs = 2\nmetrics_token = \"\"",
+    );
+    let err = tessera::app::App::build(tessera::config::Config::from_toml(&text).unwrap())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("must not be empty"));
+}

@@ -205,7 +205,7 @@ impl Server {
                 tenant,
                 "POST",
                 "/v1/keys",
-                &["keys:write"],
+                &["keys:read", "keys:write"],
                 json!({"content_id": content_id, "tracks": tracks}),
             )
             .await;

@@ -35,6 +35,7 @@ async fn license(
         &parts.headers,
         body,
         app.config.limits.max_license_body_bytes,
+        app.body_timeout(),
     )
     .await?;
     let request = message::parse(&bytes, app.config.limits.max_kids_per_request)
@@ -54,7 +55,9 @@ async fn license(
                 .collect(),
         ));
     }
+    app.consume(&ent)?;
     let mut out = Vec::with_capacity(64 + 80 * grant.keys.len());
+
     message::encode(
         grant.keys.iter().map(|k| (&k.meta.kid, &k.key)),
         request.session_type,

@@ -48,7 +48,9 @@ async fn key(
             None => Error::NotFound,
         });
     };
+    app.consume(&ent)?;
     app.metrics.license(PROTOCOL, 1);
+
     app.audit(
         ctx,
         crate::audit::Event {

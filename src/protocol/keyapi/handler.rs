@@ -101,17 +101,22 @@ async fn create_inner(
 ) -> Result<Response<Full<Bytes>>, Error> {
     let (parts, body) = req.into_parts();
     let svc = app.authorize(&parts.headers, Scope::KeysWrite, ctx).await?;
-    let bytes = body::collect(&parts.headers, body, app.config.limits.max_api_body_bytes).await?;
+    let bytes = body::collect(
+        &parts.headers,
+        body,
+        app.config.limits.max_api_body_bytes,
+        app.body_timeout(),
+    )
+    .await?;
     let request = message::parse_create(&bytes, app.config.limits.max_kids_per_request)?;
     let tenant_id = app.auth.tenant_id(svc.tenant).to_owned();
     let now = now_secs();
-    let (content_id, records, source, imported) = match request {
+    let (content_id, records, imported) = match request {
         Create::Generate {
             content_id,
             tracks,
             periods,
         } => {
-            // Reuse what exists for (track, period); derive the KID of what does not.
             let existing = app
                 .timed(
                     "list_by_content",
@@ -121,19 +126,22 @@ async fn create_inner(
             let mut records = Vec::new();
             for period in &periods {
                 for track in &tracks {
-                    if let Some(e) = existing
-                        .iter()
-                        .find(|e| e.meta.track == Some(*track) && e.meta.period == *period)
-                    {
+                    let same =
+                        |e: &&KeyRecord| e.meta.track == Some(*track) && e.meta.period == *period;
+                    // Reuse the active key of (track, period). Revoked keys are never handed
+                    // out again: their count is the generation of the replacement's KID.
+                    if let Some(e) = existing.iter().filter(same).find(|e| e.meta.is_active()) {
                         records.push(e.clone());
                         continue;
                     }
+                    let generation = existing.iter().filter(same).count() as u32;
                     let meta = KeyMeta {
                         kid: app.keyring.derive_kid(
                             &tenant_id,
                             &content_id,
                             track.as_str(),
                             *period,
+                            generation,
                         ),
                         content_id: content_id.clone(),
                         track: Some(*track),
@@ -149,9 +157,24 @@ async fn create_inner(
                     records.push(KeyRecord { meta, sealed });
                 }
             }
-            (content_id, records, "generated", None)
+            (content_id, records, None)
         }
         Create::Import { content_id, keys } => {
+            // Refuse conflicts before writing anything, so a 409 leaves the store untouched.
+            let kids: Vec<KeyId> = keys.iter().map(|k| k.kid).collect();
+            for ((kid, found), given) in app
+                .lookup_keys(svc.tenant, &kids)
+                .await?
+                .into_iter()
+                .zip(&keys)
+            {
+                if let Some(old) = found
+                    && (old.meta.content_id != content_id
+                        || !crate::crypto::ct_eq(old.key.expose(), given.key.expose()))
+                {
+                    return Err(Error::Conflict(kid));
+                }
+            }
             let mut records = Vec::with_capacity(keys.len());
             let mut given = Vec::with_capacity(keys.len());
             for k in keys {
@@ -170,54 +193,87 @@ async fn create_inner(
                 records.push(KeyRecord { meta, sealed });
                 given.push(k.key);
             }
-            (content_id, records, "imported", Some(given))
+            (content_id, records, Some(given))
         }
     };
     let inserted = app
         .timed("insert_keys", app.store.insert_keys(&tenant_id, records))
         .await?;
     let mut views = Vec::with_capacity(inserted.len());
-    let mut created = 0u64;
+    let (mut created, mut reused) = (Vec::new(), Vec::new());
     for (i, ins) in inserted.into_iter().enumerate() {
-        created += u64::from(ins.created);
         let cached = app.open_and_cache(svc.tenant, ins.record)?;
+        // A concurrent import of the same KID with other bytes, between the check above and
+        // the insert, is still caught here (the first writer's key stands).
         if let Some(given) = &imported
             && !crate::crypto::ct_eq(given[i].expose(), cached.key.expose())
         {
             return Err(Error::Conflict(cached.meta.kid));
         }
-        views.push(KeyView::new(&cached.meta, Some(&cached.key)));
+        if ins.created {
+            created.push(cached.meta.kid)
+        } else {
+            reused.push(cached.meta.kid)
+        }
+        views.push(view(&svc, &cached));
     }
+    let source = if imported.is_some() {
+        "imported"
+    } else {
+        "generated"
+    };
     app.metrics
         .keys_created
         .with_label_values(&[source])
-        .inc_by(created);
-    let event = if source == "imported" {
-        "key.import"
-    } else {
-        "key.create"
-    };
-    app.audit(
-        ctx,
-        crate::audit::Event {
-            event,
-            protocol: PROTOCOL,
-            kids: views
-                .iter()
-                .filter_map(|v| KeyId::parse(&v.kid).ok())
-                .collect(),
-            content_id: Some(&content_id),
-            subject: svc.subject.as_deref(),
-            token_id: None,
-        },
-    )
-    .await;
-    let status = if created > 0 {
+        .inc_by(created.len() as u64);
+    let subject = svc.subject.as_deref();
+    let any_created = !created.is_empty();
+    if any_created {
+        let event = if imported.is_some() {
+            "key.import"
+        } else {
+            "key.create"
+        };
+        app.audit(
+            ctx,
+            crate::audit::Event {
+                event,
+                protocol: PROTOCOL,
+                kids: created,
+                content_id: Some(&content_id),
+                subject,
+                token_id: None,
+            },
+        )
+        .await;
+    }
+    if !reused.is_empty() && svc.can_read {
+        app.audit(
+            ctx,
+            crate::audit::Event {
+                event: "key.read",
+                protocol: PROTOCOL,
+                kids: reused,
+                content_id: Some(&content_id),
+                subject,
+                token_id: None,
+            },
+        )
+        .await;
+    }
+    let status = if any_created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
     Ok(json(status, &views))
+}
+
+/// The API view of a key: material only for tokens that may read keys, and never for a
+/// revoked key (revoked means never released again, by any interface).
+fn view(svc: &crate::auth::Service, k: &crate::keyring::CachedKey) -> KeyView {
+    let material = (svc.can_read && k.meta.is_active()).then_some(&k.key);
+    KeyView::new(&k.meta, material)
 }
 
 fn parse_kid(kid: &str) -> Result<KeyId, Error> {
@@ -253,10 +309,7 @@ pub async fn get(
                 },
             )
             .await;
-            Ok(json(
-                StatusCode::OK,
-                &[KeyView::new(&key.meta, Some(&key.key))],
-            ))
+            Ok(json(StatusCode::OK, &[view(&svc, &key)]))
         }
         .await,
     )
@@ -280,7 +333,7 @@ pub async fn list(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Response<
             let mut views = Vec::with_capacity(records.len());
             for rec in records {
                 let k = app.open_and_cache(svc.tenant, rec)?;
-                views.push(KeyView::new(&k.meta, Some(&k.key)));
+                views.push(view(&svc, &k));
             }
             if !views.is_empty() {
                 app.audit(
@@ -321,8 +374,8 @@ pub async fn revoke(
                 .timed("revoke", app.store.revoke(tenant_id, kid, now_secs()))
                 .await?
                 .ok_or(Error::NotFound)?;
-            // Local effect is immediate; other nodes drop it when they poll the change feed.
-            app.cache.invalidate(svc.tenant, &kid);
+            // Local effect is immediate; other nodes mark it when they poll the change feed.
+            app.cache.revoke(svc.tenant, &kid);
             app.metrics.keys_revoked.inc();
             app.audit(
                 ctx,
