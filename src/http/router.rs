@@ -97,58 +97,61 @@ pub struct Route<'p> {
     pub param: Option<&'p str>,
     /// False when the path exists but not with this method (405).
     pub method_ok: bool,
+    /// The methods the path answers to (the `Allow` header of a 405).
+    pub allow: &'static str,
 }
 
 /// Routes a request.
 pub fn route<'p>(listener: Listener, method: &Method, path: &'p str) -> Route<'p> {
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let (endpoint, param, allowed): (Endpoint, Option<&str>, &[Method]) =
-        match (listener, segs.as_slice()) {
-            (Listener::Public, ["clearkey", "license"]) => {
-                (Endpoint::ClearKeyLicense, None, &[Method::POST])
-            }
-            (Listener::Public, ["hls", "key", kid]) if !kid.is_empty() => {
-                (Endpoint::HlsKey, Some(*kid), &[Method::GET])
-            }
-            (Listener::Internal, ["v1", "keys"]) => {
-                if method == Method::GET {
-                    (Endpoint::KeysList, None, &[Method::GET])
-                } else {
-                    (Endpoint::KeysCreate, None, &[Method::POST])
-                }
-            }
-            (Listener::Internal, ["v1", "keys", kid]) if !kid.is_empty() => {
-                (Endpoint::KeysGet, Some(*kid), &[Method::GET])
-            }
-            (Listener::Internal, ["v1", "keys", kid, "revoke"]) if !kid.is_empty() => {
-                (Endpoint::KeysRevoke, Some(*kid), &[Method::POST])
-            }
-            (Listener::Internal, ["metrics"]) => (Endpoint::Metrics, None, &[Method::GET]),
-            (Listener::Internal, ["healthz"]) => {
-                (Endpoint::Healthz, None, &[Method::GET, Method::HEAD])
-            }
-            (Listener::Internal, ["readyz"]) => {
-                (Endpoint::Readyz, None, &[Method::GET, Method::HEAD])
-            }
-            _ => {
-                return Route {
-                    endpoint: Endpoint::Unmatched,
-                    param: None,
-                    method_ok: true,
-                };
-            }
-        };
+    const UNMATCHED: Route<'static> = Route {
+        endpoint: Endpoint::Unmatched,
+        param: None,
+        method_ok: true,
+        allow: "",
+    };
+    // At most four segments matter; a longer path matches nothing. No allocation per request.
+    let mut buf = [""; 4];
+    let mut n = 0;
+    for seg in path.trim_start_matches('/').split('/') {
+        if n == buf.len() {
+            return UNMATCHED;
+        }
+        buf[n] = seg;
+        n += 1;
+    }
+    let get = method == Method::GET || method == Method::HEAD;
+    let (endpoint, param, allow) = match (listener, &buf[..n]) {
+        (Listener::Public, ["clearkey", "license"]) => (Endpoint::ClearKeyLicense, None, "POST"),
+        (Listener::Public, ["hls", "key", kid]) if !kid.is_empty() => {
+            (Endpoint::HlsKey, Some(*kid), "GET")
+        }
+        (Listener::Internal, ["v1", "keys"]) if get => (Endpoint::KeysList, None, "GET, POST"),
+        (Listener::Internal, ["v1", "keys"]) => (Endpoint::KeysCreate, None, "GET, POST"),
+        (Listener::Internal, ["v1", "keys", kid]) if !kid.is_empty() => {
+            (Endpoint::KeysGet, Some(*kid), "GET")
+        }
+        (Listener::Internal, ["v1", "keys", kid, "revoke"]) if !kid.is_empty() => {
+            (Endpoint::KeysRevoke, Some(*kid), "POST")
+        }
+        (Listener::Internal, ["metrics"]) => (Endpoint::Metrics, None, "GET"),
+        (Listener::Internal, ["healthz"]) => (Endpoint::Healthz, None, "GET, HEAD"),
+        (Listener::Internal, ["readyz"]) => (Endpoint::Readyz, None, "GET, HEAD"),
+        _ => return UNMATCHED,
+    };
     if listener == Listener::Public && method == Method::OPTIONS {
         return Route {
             endpoint: Endpoint::Preflight,
             param,
             method_ok: true,
+            allow,
         };
     }
+    let method_ok = allow.split(", ").any(|m| m == method.as_str());
     Route {
         endpoint,
         param,
-        method_ok: allowed.contains(method),
+        method_ok,
+        allow,
     }
 }
 

@@ -50,10 +50,13 @@ fn request_id(headers: &http::HeaderMap) -> String {
     static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let prefix =
         *PREFIX.get_or_init(|| crate::crypto::random_array::<4>().map_or(0, u32::from_be_bytes));
-    format!(
-        "{prefix:08x}{:08x}",
-        REQUEST_SEQ.fetch_add(1, Ordering::Relaxed) as u32
-    )
+    let id =
+        (u64::from(prefix) << 32) | u64::from(REQUEST_SEQ.fetch_add(1, Ordering::Relaxed) as u32);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    (0..16)
+        .rev()
+        .map(|i| char::from(HEX[((id >> (4 * i)) & 0xf) as usize]))
+        .collect()
 }
 
 async fn handle(
@@ -76,7 +79,8 @@ async fn handle(
     let mut resp = async {
         if !r.method_ok {
             let mut resp = error::problem(&Error::MethodNotAllowed as &dyn ApiError);
-            *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(r.allow));
             return resp;
         }
         let param = r.param.map(str::to_owned);

@@ -331,6 +331,7 @@ async fn listeners_are_separate() {
         .call("GET", &format!("{}/clearkey/license", s.public), &[], "")
         .await;
     assert_eq!((r.status, r.code().as_str()), (405, "method_not_allowed"));
+    assert_eq!(r.header("allow"), Some("POST"));
 }
 
 // See: review finding "a keys:write token can read existing key material".

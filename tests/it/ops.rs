@@ -346,3 +346,129 @@ async fn an_empty_metrics_token_is_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("must not be empty"));
 }
+
+#[tokio::test]
+async fn public_listener_serves_tls() {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let vectors = format!("{}/tests/vectors/tls", env!("CARGO_MANIFEST_DIR"));
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    // Git keeps no file modes; Tessera refuses key files others can read.
+    let key = dir.path().join("server.key");
+    std::fs::copy(format!("{vectors}/server.key"), &key).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let tls = format!(
+        "drain_timeout_secs = 2\npublic_tls = {{ cert_file = \"{vectors}/server.crt\", key_file = \"{}\" }}",
+        key.display()
+    );
+    let text = base_toml(dir.path()).replace("drain_timeout_secs = 2", &tls);
+    let app = tessera::app::App::build(tessera::config::Config::from_toml(&text).unwrap())
+        .await
+        .unwrap();
+    let running = tessera::service::start(app).await.unwrap();
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(format!("{vectors}/ca.crt")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let tls_config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config)
+        .https_only()
+        .enable_http1()
+        .build();
+    let tls_client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(https);
+
+    // Keys through the (plaintext) internal listener, the licence over TLS.
+    let plain = client();
+    let svc = format!(
+        "Bearer {}",
+        service_token("acme", &["keys:read", "keys:write"])
+    );
+    let r = call(
+        &plain,
+        "POST",
+        &format!("http://{}/v1/keys", running.internal_addr),
+        &[("authorization", &svc)],
+        json!({"content_id": "m", "tracks": ["SD"]}).to_string(),
+    )
+    .await;
+    let keys = r.json()["keys"].as_array().unwrap().clone();
+    let token = format!(
+        "Bearer {}",
+        player_token("acme", json!({"content_ids": ["m"]}))
+    );
+    let port = running.public_addr.port();
+    let req = http::Request::post(format!("https://localhost:{port}/clearkey/license"))
+        .header("authorization", &token)
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            json!({"kids": [b64kid(&kid_of(&keys, "SD"))]}).to_string(),
+        )))
+        .unwrap();
+    let resp = tls_client.request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    // Plain HTTP to the TLS listener gets no licence.
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        plain.request(
+            http::Request::post(format!("http://127.0.0.1:{port}/clearkey/license"))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        ),
+    )
+    .await
+    .unwrap();
+    assert!(r.is_err() || r.unwrap().status() != 200);
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn in_flight_requests_finish_during_drain() {
+    let mut s = Server::start().await;
+    let keys = s.create_keys("acme", "movie-1", &["SD"]).await;
+    let token = player_token("acme", json!({"content_ids": ["movie-1"]}));
+    let body = json!({"kids": [b64kid(&kid_of(&keys, "SD"))]}).to_string();
+    let (first, rest) = body.split_at(5);
+    let running = s.running.take().unwrap();
+    let public = running.public_addr;
+    let mut conn = tokio::net::TcpStream::connect(public).await.unwrap();
+    let head = format!(
+        "POST /clearkey/license HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{first}",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let app = running.app.clone();
+    let drain = tokio::spawn(running.shutdown());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(*app.phase.borrow(), tessera::app::Phase::Draining);
+    assert!(
+        !drain.is_finished(),
+        "shutdown waits for the in-flight request"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(public).await.is_err(),
+        "no new connections while draining"
+    );
+    conn.write_all(rest.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = conn.read(&mut buf).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(5), drain)
+        .await
+        .unwrap()
+        .unwrap();
+}
