@@ -246,11 +246,17 @@ fn writer(
             }
             buf.clear();
             n = 0;
-            if closing || rx.is_empty() {
+            if closing {
                 break;
             }
-            // Busy: let the next batch accumulate rather than waking per record.
+            // Let the next batch accumulate before looking again: checking for emptiness
+            // right after a drain would nearly always find the queue empty under load and
+            // send the thread back to a blocking wait, woken once per record (measured: a
+            // third fewer licences per second).
             std::thread::sleep(BATCH_INTERVAL);
+            if rx.is_empty() {
+                break;
+            }
         }
         if closing {
             break;
