@@ -25,12 +25,11 @@ pub trait ApiError: std::fmt::Display {
 /// Renders `err` as `application/problem+json`, logging server-side failures once.
 pub fn problem(err: &dyn ApiError) -> Response<Full<Bytes>> {
     let status = err.status();
+    let full = err.to_string();
     let detail = if status.is_server_error() {
-        tracing::error!(error.code = err.code(), error = %err, "request failed");
         "the server could not complete the request; see its logs for the request id".to_owned()
     } else {
-        tracing::debug!(error.code = err.code(), error = %err, "request refused");
-        err.to_string()
+        full.clone()
     };
     let mut body = serde_json::json!({
         "type": format!("urn:tessera:problem:{}", err.code()),
@@ -49,6 +48,11 @@ pub fn problem(err: &dyn ApiError) -> Response<Full<Bytes>> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
+    // The HTTP boundary logs this once, with the request id (see `Failure`).
+    resp.extensions_mut().insert(Failure {
+        code: err.code(),
+        detail: full,
+    });
     if status == StatusCode::UNAUTHORIZED {
         // RFC 6750 §3: tell the client which scheme, without echoing anything of its token.
         resp.headers_mut().insert(
@@ -57,6 +61,17 @@ pub fn problem(err: &dyn ApiError) -> Response<Full<Bytes>> {
         );
     }
     resp
+}
+
+/// The full error behind a problem response, carried in the response's extensions (never
+/// sent) so that the accept loop, which knows the request id and endpoint, logs it once:
+/// server-side failures at error level, refusals at debug.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// The problem code.
+    pub code: &'static str,
+    /// The full error text (may hold internal detail: logs only).
+    pub detail: String,
 }
 
 /// Errors of the HTTP plumbing itself (routing, bodies), shared by every handler.

@@ -136,6 +136,14 @@ async fn handle(
     }
     .instrument(span)
     .await;
+    if let Some(f) = resp.extensions().get::<error::Failure>() {
+        let status = resp.status().as_u16();
+        if status >= 500 {
+            tracing::error!(request.id = %ctx.request_id, endpoint = endpoint.as_str(), http.status = status, error.code = f.code, error = %f.detail, "request failed");
+        } else {
+            tracing::debug!(request.id = %ctx.request_id, endpoint = endpoint.as_str(), http.status = status, error.code = f.code, error = %f.detail, "request refused");
+        }
+    }
     if listener == Listener::Public && endpoint != Endpoint::Preflight {
         app.cors
             .decorate(origin.as_ref(), ctx.tenant, resp.headers_mut());

@@ -100,12 +100,30 @@ async fn store_outage_is_503_and_recovers() {
         .cache
         .invalidate(acme, &KeyId::parse(&kid_of(&keys, "HD")).unwrap());
     flaky.down.store(true, Ordering::SeqCst);
+    let logs = Logs::default();
+    let guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish(),
+    );
     let r = s.clearkey(&token, hd.clone()).await;
+    drop(guard);
     assert_eq!((r.status, r.code().as_str()), (503, "store_unavailable"));
     assert!(
         !String::from_utf8_lossy(&r.body).contains("injected"),
         "internal detail must not leak"
     );
+    // ... but the operator's log has it, once, with the request id the client saw.
+    let log = logs.text();
+    let id = r.header("x-request-id").unwrap();
+    assert_eq!(log.matches("request failed").count(), 1, "{log}");
+    assert!(
+        log.contains(id) && log.contains("injected outage") && log.contains("store_unavailable"),
+        "{log}"
+    );
+    assert!(!log.contains(&token), "tokens are never logged");
     assert_eq!(
         s.clearkey(&token, sd.clone()).await.status,
         200,
@@ -158,4 +176,32 @@ async fn store_outage_is_503_and_recovers() {
         )
         .await;
     assert_eq!(r.status, 201);
+}
+
+/// Captures what the server logs during part of a test (current-thread runtime: the server's
+/// tasks run on the test's thread, where the subscriber is installed).
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
 }
