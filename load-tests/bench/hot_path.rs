@@ -3,6 +3,8 @@
 //!
 //! `cargo bench --bench hot_path`
 
+#![expect(clippy::unwrap_used, reason = "benchmark set-up: a failure aborts the run")]
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::sync::Arc;
