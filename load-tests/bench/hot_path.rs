@@ -3,7 +3,10 @@
 //!
 //! `cargo bench --bench hot_path`
 
-#![expect(clippy::unwrap_used, reason = "benchmark set-up: a failure aborts the run")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "benchmark set-up: a failure aborts the run"
+)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;

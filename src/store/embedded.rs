@@ -103,6 +103,14 @@ impl EmbeddedStore {
     }
 }
 
+/// A write transaction that fsyncs on commit: a write returns only once it is durable.
+fn durable_write(db: &Database) -> Result<redb::WriteTransaction> {
+    let mut tx = db.begin_write().map_err(unavailable)?;
+    tx.set_durability(redb::Durability::Immediate)
+        .map_err(unavailable)?;
+    Ok(tx)
+}
+
 fn append_change(
     changes: &mut redb::Table<u64, &[u8]>,
     tenant: &str,
@@ -130,9 +138,7 @@ impl KeyStore for EmbeddedStore {
     async fn insert_keys(&self, tenant: &str, records: Vec<KeyRecord>) -> Result<Vec<Inserted>> {
         let tenant = tenant.to_owned();
         self.blocking(move |db| {
-            let mut tx = db.begin_write().map_err(unavailable)?;
-            tx.set_durability(redb::Durability::Immediate)
-                .map_err(unavailable)?;
+            let tx = durable_write(db)?;
             let mut out = Vec::with_capacity(records.len());
             {
                 let mut keys = tx.open_table(KEYS).map_err(unavailable)?;
@@ -233,9 +239,7 @@ impl KeyStore for EmbeddedStore {
     async fn revoke(&self, tenant: &str, kid: KeyId, at: u64) -> Result<Option<KeyRecord>> {
         let tenant = tenant.to_owned();
         self.blocking(move |db| {
-            let mut tx = db.begin_write().map_err(unavailable)?;
-            tx.set_durability(redb::Durability::Immediate)
-                .map_err(unavailable)?;
+            let tx = durable_write(db)?;
             let result = {
                 let mut keys = tx.open_table(KEYS).map_err(unavailable)?;
                 let mut changes = tx.open_table(CHANGES).map_err(unavailable)?;
@@ -311,9 +315,7 @@ impl KeyStore for EmbeddedStore {
     async fn meta_put_if_absent(&self, name: &str, value: Vec<u8>) -> Result<Vec<u8>> {
         let name = name.to_owned();
         self.blocking(move |db| {
-            let mut tx = db.begin_write().map_err(unavailable)?;
-            tx.set_durability(redb::Durability::Immediate)
-                .map_err(unavailable)?;
+            let tx = durable_write(db)?;
             let stored = {
                 let mut meta = tx.open_table(META).map_err(unavailable)?;
                 let existing = meta

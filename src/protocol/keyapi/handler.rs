@@ -234,32 +234,10 @@ async fn create_inner(
         } else {
             "key.create"
         };
-        app.audit(
-            ctx,
-            crate::audit::Event {
-                event,
-                protocol: PROTOCOL,
-                kids: created,
-                content_id: Some(&content_id),
-                subject,
-                token_id: None,
-            },
-        )
-        .await;
+        audit(app, ctx, event, created, Some(&content_id), subject).await;
     }
     if !reused.is_empty() && svc.can_read {
-        app.audit(
-            ctx,
-            crate::audit::Event {
-                event: "key.read",
-                protocol: PROTOCOL,
-                kids: reused,
-                content_id: Some(&content_id),
-                subject,
-                token_id: None,
-            },
-        )
-        .await;
+        audit(app, ctx, "key.read", reused, Some(&content_id), subject).await;
     }
     let status = if any_created {
         StatusCode::CREATED
@@ -274,6 +252,26 @@ async fn create_inner(
 fn view(svc: &crate::auth::Service, k: &crate::keyring::CachedKey) -> KeyView {
     let material = (svc.can_read && k.meta.is_active()).then_some(&k.key);
     KeyView::new(&k.meta, material)
+}
+
+/// Records a key API event (the token id of a service token is not kept).
+async fn audit(
+    app: &App,
+    ctx: &Ctx,
+    event: &'static str,
+    kids: Vec<KeyId>,
+    content_id: Option<&str>,
+    subject: Option<&str>,
+) {
+    let event = crate::audit::Event {
+        event,
+        protocol: PROTOCOL,
+        kids,
+        content_id,
+        subject,
+        token_id: None,
+    };
+    app.audit(ctx, event).await;
 }
 
 fn parse_kid(kid: &str) -> Result<KeyId, Error> {
@@ -297,16 +295,13 @@ pub async fn get(
                 .next()
                 .and_then(|(_, k)| k)
                 .ok_or(Error::NotFound)?;
-            app.audit(
+            audit(
+                app,
                 ctx,
-                crate::audit::Event {
-                    event: "key.read",
-                    protocol: PROTOCOL,
-                    kids: vec![kid],
-                    content_id: Some(&key.meta.content_id),
-                    subject: svc.subject.as_deref(),
-                    token_id: None,
-                },
+                "key.read",
+                vec![kid],
+                Some(&key.meta.content_id),
+                svc.subject.as_deref(),
             )
             .await;
             Ok(json(StatusCode::OK, &[view(&svc, &key)]))
@@ -336,19 +331,16 @@ pub async fn list(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Response<
                 views.push(view(&svc, &k));
             }
             if !views.is_empty() {
-                app.audit(
+                audit(
+                    app,
                     ctx,
-                    crate::audit::Event {
-                        event: "key.read",
-                        protocol: PROTOCOL,
-                        kids: views
-                            .iter()
-                            .filter_map(|v| KeyId::parse(&v.kid).ok())
-                            .collect(),
-                        content_id: Some(&content_id),
-                        subject: svc.subject.as_deref(),
-                        token_id: None,
-                    },
+                    "key.read",
+                    views
+                        .iter()
+                        .filter_map(|v| KeyId::parse(&v.kid).ok())
+                        .collect(),
+                    Some(&content_id),
+                    svc.subject.as_deref(),
                 )
                 .await;
             }
@@ -377,16 +369,13 @@ pub async fn revoke(
             // Local effect is immediate; other nodes mark it when they poll the change feed.
             app.cache.revoke(svc.tenant, &kid);
             app.metrics.keys_revoked.inc();
-            app.audit(
+            audit(
+                app,
                 ctx,
-                crate::audit::Event {
-                    event: "key.revoke",
-                    protocol: PROTOCOL,
-                    kids: vec![kid],
-                    content_id: Some(&rec.meta.content_id),
-                    subject: svc.subject.as_deref(),
-                    token_id: None,
-                },
+                "key.revoke",
+                vec![kid],
+                Some(&rec.meta.content_id),
+                svc.subject.as_deref(),
             )
             .await;
             Ok(json(StatusCode::OK, &[KeyView::new(&rec.meta, None)]))
