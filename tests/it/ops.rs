@@ -472,3 +472,38 @@ async fn in_flight_requests_finish_during_drain() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let text = base_toml(dir.path()).replace(
+        "drain_timeout_secs = 2",
+        "drain_timeout_secs = 2\nmax_connections = 1",
+    );
+    let app = tessera::app::App::build(tessera::config::Config::from_toml(&text).unwrap())
+        .await
+        .unwrap();
+    let running = tessera::service::start(app).await.unwrap();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut first = tokio::net::TcpStream::connect(running.internal_addr)
+        .await
+        .unwrap();
+    first.write_all(request).await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    assert!(first.read(&mut buf).await.unwrap() > 0);
+    // `first` stays open (keep-alive) and holds the only slot: the second waits in the backlog.
+    let mut second = tokio::net::TcpStream::connect(running.internal_addr)
+        .await
+        .unwrap();
+    second.write_all(request).await.unwrap();
+    let waited =
+        tokio::time::timeout(std::time::Duration::from_millis(300), second.read(&mut buf)).await;
+    assert!(waited.is_err(), "no answer while the limit is reached");
+    drop(first);
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), second.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    running.shutdown().await;
+}
