@@ -187,7 +187,8 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
 const DEV_BANNER: &str = "\
 ************************************************************************
 *  TESSERA DEV MODE: the demo tenant's token key is PUBLIC (keys/dev), *
-*  the master key sits in the data directory, listeners are loopback. *
+*  its master key is generated into the data directory unless         *
+*  TESSERA_MASTER_KEY(_FILE) is set, and listeners are loopback only.  *
 *  Never protect real content with this. Pass --config for production. *
 ************************************************************************";
 
