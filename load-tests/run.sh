@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ClearKey licence throughput vs a bare hyper endpoint, measured in one run on this machine.
 #
-#   load-tests/run.sh            (DURATION=8 CONNECTIONS=50 TOKENS=600000 to tune)
+#   load-tests/run.sh            (DURATION=8 CONNECTIONS=50 TOKENS=900000 to tune)
 #
 # Tessera runs in dev mode (embedded store, audit trail on, HS256 tokens) pinned to CPU 0;
 # wrk runs pinned to CPU 1 and sends a DIFFERENT token on every request, as real viewers do,
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-8}
 CONNECTIONS=${CONNECTIONS:-50}
-TOKENS=${TOKENS:-600000}
+TOKENS=${TOKENS:-900000}
 PUB=127.0.0.1:18080
 INT=127.0.0.1:18081
 BASE=127.0.0.1:18090
