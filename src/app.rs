@@ -169,6 +169,10 @@ impl App {
         config: Config,
         store: Arc<dyn KeyStore>,
     ) -> Result<Arc<Self>, Error> {
+        // An App is only ever built from a valid configuration, whoever constructs it.
+        config
+            .validate()
+            .map_err(|e| Error::Startup(e.to_string()))?;
         let master = load_master_key(&config)?;
         let keyring = Keyring::new(master);
         // Prove the master key is the one this store was sealed with, before serving a byte.
@@ -209,15 +213,6 @@ impl App {
             false,
         )
         .map_err(Error::Startup)?;
-        if metrics_token
-            .as_ref()
-            .is_some_and(|t| t.expose().is_empty())
-        {
-            // An empty token would match a request without one.
-            return Err(Error::Startup(
-                "server.metrics_token must not be empty".into(),
-            ));
-        }
         let cors = Cors::new(
             &config
                 .tenants

@@ -193,24 +193,25 @@ const DEV_BANNER: &str = "\
 ************************************************************************";
 
 fn serve(path: Option<PathBuf>, args: ServeArgs) -> ExitCode {
-    let mut cfg = match load(path) {
+    // Flags override the environment and the file, and are validated with them.
+    let cfg = Config::load_with(path.as_deref(), |cfg| {
+        if let Some(a) = args.public_addr {
+            cfg.server.public_addr = a;
+        }
+        if let Some(a) = args.internal_addr {
+            cfg.server.internal_addr = a;
+        }
+        if let Some(d) = args.data_dir {
+            cfg.storage.data_dir = d;
+        }
+    });
+    let cfg = match cfg {
         Ok(c) => c,
-        Err(code) => return code,
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
     };
-    // Flags override the file and the environment; validate again with them applied.
-    if let Some(a) = args.public_addr {
-        cfg.server.public_addr = a;
-    }
-    if let Some(a) = args.internal_addr {
-        cfg.server.internal_addr = a;
-    }
-    if let Some(d) = args.data_dir {
-        cfg.storage.data_dir = d;
-    }
-    if let Err(e) = cfg.validate() {
-        eprintln!("tessera: {e}");
-        return ExitCode::from(EXIT_CONFIG);
-    }
     if let Err(e) = crate::telemetry::init(cfg.telemetry.log_format, &cfg.telemetry.log_level) {
         eprintln!("tessera: {e}");
         return ExitCode::from(EXIT_CONFIG);

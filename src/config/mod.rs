@@ -175,6 +175,34 @@ pub struct TlsConfig {
     pub key_file: PathBuf,
 }
 
+impl TlsConfig {
+    /// Loads the certificate chain and key (the key file must be mode 0600) into a rustls
+    /// server configuration: TLS 1.2 and 1.3, HTTP/1.1 by ALPN.
+    pub fn server_config(&self) -> Result<rustls::ServerConfig, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.cert_file)
+            .and_then(|it| it.collect())
+            .map_err(|e| format!("{}: {e}", self.cert_file.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{}: no certificate", self.cert_file.display()));
+        }
+        secrets::read_secret_file(&self.key_file, false)?;
+        let key = PrivateKeyDer::from_pem_file(&self.key_file)
+            .map_err(|e| format!("{}: {e}", self.key_file.display()))?;
+        let mut sc = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("certificate and key do not match or are unusable: {e}"))?;
+        sc.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(sc)
+    }
+}
+
 /// `[storage]`
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -401,6 +429,12 @@ impl Config {
     /// Loads `path` (or dev mode when `None`), then applies environment overrides and
     /// validates. Does not touch the network or the data directory.
     pub fn load(path: Option<&Path>) -> Result<Self, Error> {
+        Self::load_with(path, |_| {})
+    }
+
+    /// [`Config::load`], with `adjust` applied after the environment and before validation:
+    /// command-line flags take precedence over both, and are validated like everything else.
+    pub fn load_with(path: Option<&Path>, adjust: impl FnOnce(&mut Self)) -> Result<Self, Error> {
         let mut cfg = match path {
             None => Self::dev(),
             Some(path) => {
@@ -415,6 +449,7 @@ impl Config {
             }
         };
         cfg.apply_env(|name| std::env::var(name).ok())?;
+        adjust(&mut cfg);
         cfg.validate()?;
         Ok(cfg)
     }
@@ -453,11 +488,12 @@ impl Config {
         if let Some(v) = var(env::DATA_DIR) {
             self.storage.data_dir = PathBuf::from(v);
         }
-        if let Some(v) = var(env::MASTER_KEY) {
-            self.storage.master_key = Some(Secret::new(v));
-        }
-        if let Some(v) = var(env::MASTER_KEY_FILE) {
-            self.storage.master_key_file = Some(PathBuf::from(v));
+        // An environment value replaces the file's setting of either form (value or
+        // `*_file`); both forms in the environment at once is still an error.
+        let (mk, mk_file) = (var(env::MASTER_KEY), var(env::MASTER_KEY_FILE));
+        if mk.is_some() || mk_file.is_some() {
+            self.storage.master_key = mk.map(Secret::new);
+            self.storage.master_key_file = mk_file.map(PathBuf::from);
         }
         if let Some(v) = var(env::LOG_FORMAT) {
             self.telemetry.log_format = match v.as_str() {
@@ -498,11 +534,10 @@ impl Config {
         if let Some(v) = var(env::AUDIT_PATH) {
             self.audit.path = Some(PathBuf::from(v));
         }
-        if let Some(v) = var(env::METRICS_TOKEN) {
-            self.server.metrics_token = Some(Secret::new(v));
-        }
-        if let Some(v) = var(env::METRICS_TOKEN_FILE) {
-            self.server.metrics_token_file = Some(PathBuf::from(v));
+        let (mt, mt_file) = (var(env::METRICS_TOKEN), var(env::METRICS_TOKEN_FILE));
+        if mt.is_some() || mt_file.is_some() {
+            self.server.metrics_token = mt.map(Secret::new);
+            self.server.metrics_token_file = mt_file.map(PathBuf::from);
         }
         Ok(())
     }
@@ -544,6 +579,47 @@ impl Config {
                 env::MASTER_KEY
             ));
         }
+        // Secrets and files that serving will need: read and check them now, so that a bad
+        // one is a configuration error (exit 64) rather than a failure after binding.
+        let s = &self.storage;
+        if let Some(mk) = secrets::resolve(
+            "storage.master_key",
+            s.master_key.as_ref(),
+            s.master_key_file.as_deref(),
+            false,
+        )
+        .map_err(Error::Invalid)?
+        {
+            crate::keyring::MasterKey::parse(mk.expose())
+                .map_err(|e| Error::Invalid(format!("storage.master_key: {e}")))?;
+        }
+        let m = &self.server;
+        let metrics_token = secrets::resolve(
+            "server.metrics_token",
+            m.metrics_token.as_ref(),
+            m.metrics_token_file.as_deref(),
+            false,
+        )
+        .map_err(Error::Invalid)?;
+        if metrics_token.is_some_and(|t| t.expose().is_empty()) {
+            // An empty token would match a request that sends none.
+            return invalid("server.metrics_token must not be empty".into());
+        }
+        for (name, tls) in [
+            ("public_tls", &m.public_tls),
+            ("internal_tls", &m.internal_tls),
+        ] {
+            if let Some(tls) = tls {
+                tls.server_config()
+                    .map_err(|e| Error::Invalid(format!("server.{name}: {e}")))?;
+            }
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_level).map_err(|e| {
+            Error::Invalid(format!(
+                "telemetry.log_level {:?}: {e}",
+                self.telemetry.log_level
+            ))
+        })?;
         if self.tenants.is_empty() {
             return invalid("at least one [[tenants]] is required".into());
         }
@@ -596,6 +672,7 @@ impl Config {
             }
             if let Some(d) = &t.default_policy
                 && !t.policies.contains_key(d)
+                && d != "default"
             {
                 return invalid(format!(
                     "tenant {:?}: default_policy {d:?} is not defined",

@@ -162,26 +162,10 @@ async fn handle(
     resp
 }
 
-/// Builds a TLS acceptor from PEM files (HTTP/1.1 over TLS 1.2/1.3).
+/// Builds a TLS acceptor from the configured PEM files.
 pub fn tls_acceptor(cfg: &crate::config::TlsConfig) -> Result<tokio_rustls::TlsAcceptor, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cfg.cert_file)
-        .and_then(|it| it.collect())
-        .map_err(|e| format!("{}: {e}", cfg.cert_file.display()))?;
-    crate::config::secrets::read_secret_file(&cfg.key_file, false)?;
-    let key = PrivateKeyDer::from_pem_file(&cfg.key_file)
-        .map_err(|e| format!("{}: {e}", cfg.key_file.display()))?;
-    let mut sc = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|e| format!("TLS certificate/key: {e}"))?;
-    sc.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(sc)))
+    cfg.server_config()
+        .map(|sc| tokio_rustls::TlsAcceptor::from(Arc::new(sc)))
 }
 
 /// Serves one listener until `shutdown` resolves, then drains.

@@ -284,24 +284,24 @@ fn check_config_validates_before_binding() {
     let broken = dir.path().join("broken.toml");
     for (text, why) in [
         (
-            "[storage]\nmaster_key=\"00\"\n[[tenants]]\nid = \"t\"\nissuers = [\"x\"]\n[[tenants.keys]]\nalgorithms = [\"HS256\"]\nsecret = \"0123456789abcdef0123456789abcdef\"\n",
+            "[storage]\nmaster_key=\"0000000000000000000000000000000000000000000000000000000000000000\"\n[[tenants]]\nid = \"t\"\nissuers = [\"x\"]\n[[tenants.keys]]\nalgorithms = [\"HS256\"]\nsecret = \"0123456789abcdef0123456789abcdef\"\n",
             "audiences must not be empty",
         ),
         (
-            "[storage]\nmaster_key=\"00\"\n[[tenants]]\nid = \"t\"\nissuers = [\"x\"]\naudiences = [\"a\"]\n[[tenants.keys]]\nalgorithms = [\"RS256\"]\njwks_url = \"http://idp.example/jwks\"\n",
+            "[storage]\nmaster_key=\"0000000000000000000000000000000000000000000000000000000000000000\"\n[[tenants]]\nid = \"t\"\nissuers = [\"x\"]\naudiences = [\"a\"]\n[[tenants.keys]]\nalgorithms = [\"RS256\"]\njwks_url = \"http://idp.example/jwks\"\n",
             "must be https",
         ),
         ("[server]\npublik_addr = \"127.0.0.1:1\"\n", "unknown field"),
         (
-            "[[tenants]]\nid = \"Bad Id\"\nissuers = [\"x\"]\n[[tenants.keys]]\nalgorithms = [\"HS256\"]\nsecret = \"0123456789abcdef0123456789abcdef\"\n[storage]\nmaster_key = \"00\"\n",
+            "[[tenants]]\nid = \"Bad Id\"\nissuers = [\"x\"]\n[[tenants.keys]]\nalgorithms = [\"HS256\"]\nsecret = \"0123456789abcdef0123456789abcdef\"\n[storage]\nmaster_key = \"0000000000000000000000000000000000000000000000000000000000000000\"\n",
             "tenant id",
         ),
         (
-            "[storage]\nmaster_key=\"00\"\n[[tenants]]\nid = \"t\"\nissuers = [\"x\"]\naudiences = [\"a\"]\n[[tenants.keys]]\nalgorithms = [\"HS256\"]\nsecret = \"short\"\n",
+            "[storage]\nmaster_key=\"0000000000000000000000000000000000000000000000000000000000000000\"\n[[tenants]]\nid = \"t\"\nissuers = [\"x\"]\naudiences = [\"a\"]\n[[tenants.keys]]\nalgorithms = [\"HS256\"]\nsecret = \"short\"\n",
             "at least 32 bytes",
         ),
         (
-            "[storage]\nmaster_key=\"00\"\n[[tenants]]\nid = \"t\"\nissuers = [\"x\"]\naudiences = [\"a\"]\n[[tenants.keys]]\nalgorithms = [\"HS256\", \"RS256\"]\nsecret = \"0123456789abcdef0123456789abcdef\"\n",
+            "[storage]\nmaster_key=\"0000000000000000000000000000000000000000000000000000000000000000\"\n[[tenants]]\nid = \"t\"\nissuers = [\"x\"]\naudiences = [\"a\"]\n[[tenants.keys]]\nalgorithms = [\"HS256\", \"RS256\"]\nsecret = \"0123456789abcdef0123456789abcdef\"\n",
             "RS256",
         ),
     ] {
@@ -321,6 +321,41 @@ fn check_config_validates_before_binding() {
     ));
     assert_eq!(code, 64);
     assert!(err.contains("line 2") && !err.contains("s3cr3t"), "{err}");
+    // Everything serving needs is checked before binding: secrets, TLS files, the log filter.
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    let key_line = format!("master_key_file = \"{}\"", mk.display());
+    for (find, replace, why) in [
+        (key_line.as_str(), "master_key = \"00\"".to_owned(), "expected 64 hex digits"),
+        (key_line.as_str(), format!("{key_line}\nmaster_key = \"{MASTER}\""), "not both"),
+        ("drain_timeout_secs = 2", "drain_timeout_secs = 2\nmetrics_token = \"\"".to_owned(), "must not be empty"),
+        ("drain_timeout_secs = 2", "drain_timeout_secs = 2\npublic_tls = { cert_file = \"/nonexistent.crt\", key_file = \"/nonexistent.key\" }".to_owned(), "nonexistent.crt"),
+        ("[storage]", "[telemetry]\nlog_level = \"tessera=loud\"\n[storage]".to_owned(), "log_level"),
+    ] {
+        assert!(good.contains(find), "{find}");
+        std::fs::write(&broken, good.replacen(find, &replace, 1)).unwrap();
+        // (Without the helper's TESSERA_LOG_LEVEL, which would override the file's.)
+        let (code, _, err) = run(
+            tessera(&["check-config", "--config", broken.to_str().unwrap()], dir.path()).env_remove("TESSERA_LOG_LEVEL"),
+        );
+        assert_eq!(code, 64, "{replace}");
+        assert!(err.contains(why), "{err:?} should mention {why:?}");
+    }
+    // The environment replaces the file's secret setting, whichever form either uses.
+    std::fs::write(
+        &broken,
+        good.replacen(
+            &key_line,
+            "master_key_file = \"/nonexistent/master.key\"",
+            1,
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = run(tessera(
+        &["check-config", "--config", broken.to_str().unwrap()],
+        dir.path(),
+    )
+    .env("TESSERA_MASTER_KEY", MASTER));
+    assert_eq!(code, 0, "{err}");
     // Environment overrides are validated too.
     let (code, _, err) =
         run(tessera(&["check-config"], dir.path()).env("TESSERA_PUBLIC_ADDR", "not-an-address"));
@@ -381,4 +416,26 @@ fn token_command_mints_verifiable_tokens() {
         dir.path(),
     ));
     assert_eq!(code, 1, "{err}");
+}
+
+#[test]
+fn flags_take_precedence_over_environment() {
+    // Dev mode refuses 0.0.0.0 from the environment, unless a flag puts loopback back.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = tessera(
+        &[
+            "serve",
+            "--public-addr",
+            "127.0.0.1:0",
+            "--internal-addr",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+    );
+    cmd.arg("--data-dir")
+        .arg(dir.path().join("d"))
+        .env("TESSERA_PUBLIC_ADDR", "0.0.0.0:8080");
+    let mut p = serve(cmd).unwrap();
+    assert!(p.public.starts_with("http://127.0.0.1:"));
+    assert!(sigterm(&mut p).success());
 }
