@@ -70,7 +70,7 @@ pub struct App {
     /// JWKS fetching.
     pub jwks: JwksFetcher,
     /// Envelope encryption.
-    pub keyring: Keyring,
+    pub keyring: Arc<Keyring>,
     /// Durable key storage.
     pub store: Arc<dyn KeyStore>,
     /// Opened keys.
@@ -174,7 +174,7 @@ impl App {
             .validate()
             .map_err(|e| Error::Startup(e.to_string()))?;
         let master = load_master_key(&config)?;
-        let keyring = Keyring::new(master);
+        let keyring = Arc::new(Keyring::new(master));
         // Prove the master key is the one this store was sealed with, before serving a byte.
         match store.meta_get(MASTER_CHECK).await? {
             Some(record) => keyring.verify_check_record(&record).map_err(|e| {

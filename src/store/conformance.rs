@@ -9,7 +9,7 @@
     reason = "a test suite: a failed store call is a failed test"
 )]
 
-use super::{ChangeKind, Error, KeyRecord, KeyStore};
+use super::{ChangeKind, Error, KeyRecord, KeyStore, any_key};
 use crate::keyring::{KeyId, KeyMeta, KeyState, TrackType};
 
 fn rec(kid: u8, content: &str, track: Option<TrackType>, period: Option<u64>) -> KeyRecord {
@@ -51,7 +51,7 @@ pub async fn run(store: &dyn KeyStore) {
     let a = rec(1, "movie", Some(TrackType::Sd), None);
     let b = rec(2, "movie", Some(TrackType::Hd), None);
     let out = store
-        .insert_keys("t1", vec![a.clone(), b.clone()])
+        .insert_keys("t1", vec![a.clone(), b.clone()], any_key())
         .await
         .unwrap();
     assert!(out.iter().all(|i| i.created));
@@ -74,7 +74,13 @@ pub async fn run(store: &dyn KeyStore) {
             .is_empty()
     );
     let other = rec(1, "other-tenant-movie", None, None);
-    assert!(store.insert_keys("t2", vec![other.clone()]).await.unwrap()[0].created);
+    assert!(
+        store
+            .insert_keys("t2", vec![other.clone()], any_key())
+            .await
+            .unwrap()[0]
+            .created
+    );
     assert_eq!(
         store.get_keys("t1", &[a.meta.kid]).await.unwrap(),
         vec![Some(a.clone())]
@@ -83,14 +89,20 @@ pub async fn run(store: &dyn KeyStore) {
     // Idempotent insert: same KID and content id returns the stored record, unchanged.
     let mut again = a.clone();
     again.sealed = vec![0xaa; 45];
-    let out = store.insert_keys("t1", vec![again]).await.unwrap();
+    let out = store
+        .insert_keys("t1", vec![again], any_key())
+        .await
+        .unwrap();
     assert!(!out[0].created);
     assert_eq!(out[0].record, a);
 
     // Conflict: same KID, other content id; the batch is atomic, so `c` is not written either.
     let c = rec(3, "movie", Some(TrackType::Audio), None);
     let clash = rec(1, "another-movie", None, None);
-    match store.insert_keys("t1", vec![c.clone(), clash]).await {
+    match store
+        .insert_keys("t1", vec![c.clone(), clash], any_key())
+        .await
+    {
         Err(Error::Conflict(kid)) => assert_eq!(kid, a.meta.kid),
         other => panic!("expected Conflict, got {other:?}"),
     }
@@ -99,18 +111,46 @@ pub async fn run(store: &dyn KeyStore) {
         vec![None]
     );
 
+    // Same KID and content id but, by `same_key`, another key: a conflict, decided inside
+    // the transaction, and the batch is atomic again.
+    let d = rec(7, "movie", Some(TrackType::Uhd1), None);
+    let different: super::SameKey = std::sync::Arc::new(|_, _| false);
+    match store
+        .insert_keys("t1", vec![d.clone(), a.clone()], different)
+        .await
+    {
+        Err(Error::Conflict(kid)) => assert_eq!(kid, a.meta.kid),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    assert_eq!(
+        store.get_keys("t1", &[d.meta.kid]).await.unwrap(),
+        vec![None]
+    );
+
     // Listing by content id: ordered by (period, track, kid), other content ids excluded, and
     // a content id that is a prefix of another does not leak into it.
     store
-        .insert_keys("t1", vec![rec(4, "movie", Some(TrackType::Sd), Some(0))])
+        .insert_keys(
+            "t1",
+            vec![rec(4, "movie", Some(TrackType::Sd), Some(0))],
+            any_key(),
+        )
         .await
         .unwrap();
     store
-        .insert_keys("t1", vec![rec(5, "movie-2", Some(TrackType::Sd), None)])
+        .insert_keys(
+            "t1",
+            vec![rec(5, "movie-2", Some(TrackType::Sd), None)],
+            any_key(),
+        )
         .await
         .unwrap();
     store
-        .insert_keys("t1", vec![rec(6, "mov", Some(TrackType::Sd), None)])
+        .insert_keys(
+            "t1",
+            vec![rec(6, "mov", Some(TrackType::Sd), None)],
+            any_key(),
+        )
         .await
         .unwrap();
     let listed: Vec<u8> = store
@@ -207,6 +247,7 @@ pub async fn write_fixture(store: &dyn KeyStore) {
                 rec(1, "movie", Some(TrackType::Sd), None),
                 rec(2, "movie", None, Some(7)),
             ],
+            any_key(),
         )
         .await
         .unwrap();

@@ -5,7 +5,7 @@
 //! redb is synchronous; every operation runs on tokio's blocking pool so the reactor threads
 //! never wait on disk.
 
-use super::{Change, ChangeKind, Error, Inserted, KeyRecord, KeyStore, Result};
+use super::{Change, ChangeKind, Error, Inserted, KeyRecord, KeyStore, Result, SameKey};
 use crate::keyring::{KeyId, KeyMeta};
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -135,7 +135,12 @@ fn append_change(
 
 #[async_trait]
 impl KeyStore for EmbeddedStore {
-    async fn insert_keys(&self, tenant: &str, records: Vec<KeyRecord>) -> Result<Vec<Inserted>> {
+    async fn insert_keys(
+        &self,
+        tenant: &str,
+        records: Vec<KeyRecord>,
+        same_key: SameKey,
+    ) -> Result<Vec<Inserted>> {
         let tenant = tenant.to_owned();
         self.blocking(move |db| {
             let tx = durable_write(db)?;
@@ -152,7 +157,10 @@ impl KeyStore for EmbeddedStore {
                         .map(|v| decode(v.value()))
                         .transpose()?;
                     match existing {
-                        Some(old) if old.meta.content_id == rec.meta.content_id => {
+                        Some(old)
+                            if old.meta.content_id == rec.meta.content_id
+                                && same_key(&old, &rec) =>
+                        {
                             out.push(Inserted {
                                 record: old,
                                 created: false,

@@ -42,6 +42,15 @@ pub struct KeyRecord {
     pub sealed: Vec<u8>,
 }
 
+/// Whether an existing record and a new one for the same KID hold the same key bytes. The
+/// store cannot tell (it only sees sealed keys under random nonces), so the keyring answers.
+pub type SameKey = std::sync::Arc<dyn Fn(&KeyRecord, &KeyRecord) -> bool + Send + Sync>;
+
+/// A [`SameKey`] for callers whose KIDs identify their key by construction (derived KIDs).
+pub fn any_key() -> SameKey {
+    std::sync::Arc::new(|_, _| true)
+}
+
 /// Outcome of inserting one record.
 #[derive(Clone, Debug)]
 pub struct Inserted {
@@ -78,9 +87,16 @@ pub struct Change {
 #[async_trait]
 pub trait KeyStore: Send + Sync + 'static {
     /// Inserts records atomically (all or none). A KID that already exists for the tenant with
-    /// the same content id is left as it is and returned with `created: false`; one with a
-    /// different content id fails the whole batch with [`Error::Conflict`].
-    async fn insert_keys(&self, tenant: &str, records: Vec<KeyRecord>) -> Result<Vec<Inserted>>;
+    /// the same content id and, by `same_key`, the same key is left as it is and returned with
+    /// `created: false`; any other existing KID fails the whole batch with
+    /// [`Error::Conflict`]. `same_key` is asked inside the write transaction, so a racing
+    /// conflicting import cannot slip in between a check and the insert.
+    async fn insert_keys(
+        &self,
+        tenant: &str,
+        records: Vec<KeyRecord>,
+        same_key: SameKey,
+    ) -> Result<Vec<Inserted>>;
 
     /// Fetches many keys in one round trip; the result is positional.
     async fn get_keys(&self, tenant: &str, kids: &[KeyId]) -> Result<Vec<Option<KeyRecord>>>;

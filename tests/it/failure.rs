@@ -7,7 +7,9 @@ use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tessera::keyring::KeyId;
-use tessera::store::{Change, EmbeddedStore, Error, Inserted, KeyRecord, KeyStore, Result};
+use tessera::store::{
+    Change, EmbeddedStore, Error, Inserted, KeyRecord, KeyStore, Result, SameKey,
+};
 
 /// A real embedded store behind a switch that makes every operation fail as "unavailable",
 /// as a lost database connection would. (A mock only in the sense of the switch: the data
@@ -30,9 +32,14 @@ impl Flaky {
 
 #[async_trait]
 impl KeyStore for Flaky {
-    async fn insert_keys(&self, t: &str, r: Vec<KeyRecord>) -> Result<Vec<Inserted>> {
+    async fn insert_keys(
+        &self,
+        t: &str,
+        r: Vec<KeyRecord>,
+        same: SameKey,
+    ) -> Result<Vec<Inserted>> {
         self.check()?;
-        self.inner.insert_keys(t, r).await
+        self.inner.insert_keys(t, r, same).await
     }
     async fn get_keys(&self, t: &str, k: &[KeyId]) -> Result<Vec<Option<KeyRecord>>> {
         self.reads.fetch_add(1, Ordering::SeqCst);

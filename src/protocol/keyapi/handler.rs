@@ -157,26 +157,10 @@ async fn create_inner(
                     records.push(KeyRecord { meta, sealed });
                 }
             }
-            (content_id, records, None)
+            (content_id, records, false)
         }
         Create::Import { content_id, keys } => {
-            // Refuse conflicts before writing anything, so a 409 leaves the store untouched.
-            let kids: Vec<KeyId> = keys.iter().map(|k| k.kid).collect();
-            for ((kid, found), given) in app
-                .lookup_keys(svc.tenant, &kids)
-                .await?
-                .into_iter()
-                .zip(&keys)
-            {
-                if let Some(old) = found
-                    && (old.meta.content_id != content_id
-                        || !crate::crypto::ct_eq(old.key.expose(), given.key.expose()))
-                {
-                    return Err(Error::Conflict(kid));
-                }
-            }
             let mut records = Vec::with_capacity(keys.len());
-            let mut given = Vec::with_capacity(keys.len());
             for k in keys {
                 let meta = KeyMeta {
                     kid: k.kid,
@@ -191,25 +175,38 @@ async fn create_inner(
                     .seal(&tenant_id, &meta, &k.key)
                     .map_err(crate::app::Error::from)?;
                 records.push(KeyRecord { meta, sealed });
-                given.push(k.key);
             }
-            (content_id, records, Some(given))
+            (content_id, records, true)
         }
     };
+    // Derived KIDs name their key; imported ones must match it byte for byte, checked by the
+    // store inside its transaction so a 409 leaves nothing of the request behind.
+    let same_key = if imported {
+        let (keyring, tenant) = (app.keyring.clone(), tenant_id.clone());
+        let same: crate::store::SameKey =
+            std::sync::Arc::new(move |old: &KeyRecord, new: &KeyRecord| {
+                match (
+                    keyring.open(&tenant, &old.meta, &old.sealed),
+                    keyring.open(&tenant, &new.meta, &new.sealed),
+                ) {
+                    (Ok(a), Ok(b)) => crate::crypto::ct_eq(a.expose(), b.expose()),
+                    _ => false,
+                }
+            });
+        same
+    } else {
+        crate::store::any_key()
+    };
     let inserted = app
-        .timed("insert_keys", app.store.insert_keys(&tenant_id, records))
+        .timed(
+            "insert_keys",
+            app.store.insert_keys(&tenant_id, records, same_key),
+        )
         .await?;
     let mut views = Vec::with_capacity(inserted.len());
     let (mut created, mut reused) = (Vec::new(), Vec::new());
-    for (i, ins) in inserted.into_iter().enumerate() {
+    for ins in inserted {
         let cached = app.open_and_cache(svc.tenant, ins.record)?;
-        // A concurrent import of the same KID with other bytes, between the check above and
-        // the insert, is still caught here (the first writer's key stands).
-        if let Some(given) = &imported
-            && !crate::crypto::ct_eq(given[i].expose(), cached.key.expose())
-        {
-            return Err(Error::Conflict(cached.meta.kid));
-        }
         if ins.created {
             created.push(cached.meta.kid)
         } else {
@@ -217,11 +214,7 @@ async fn create_inner(
         }
         views.push(view(&svc, &cached));
     }
-    let source = if imported.is_some() {
-        "imported"
-    } else {
-        "generated"
-    };
+    let source = if imported { "imported" } else { "generated" };
     app.metrics
         .keys_created
         .with_label_values(&[source])
@@ -229,11 +222,7 @@ async fn create_inner(
     let subject = svc.subject.as_deref();
     let any_created = !created.is_empty();
     if any_created {
-        let event = if imported.is_some() {
-            "key.import"
-        } else {
-            "key.create"
-        };
+        let event = if imported { "key.import" } else { "key.create" };
         audit(app, ctx, event, created, Some(&content_id), subject).await;
     }
     if !reused.is_empty() && svc.can_read {
