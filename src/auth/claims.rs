@@ -50,8 +50,9 @@ pub struct Claims {
     /// Service scopes (`keys:read keys:write admin`), string or array.
     #[serde(default)]
     pub scope: OneOrMany,
-    /// The entitlement claim.
-    pub tessera: Option<TesseraClaim>,
+    /// The entitlement claim, kept as raw JSON: it is parsed only once the signature has
+    /// verified, so an unsigned token never reaches its parser (see `TesseraClaim`).
+    pub tessera: Option<Box<serde_json::value::RawValue>>,
 }
 
 /// `tessera`: what a player token entitles its bearer to.
@@ -64,18 +65,30 @@ pub struct TesseraClaim {
     /// Content ids: every key of these contents.
     #[serde(default)]
     pub content_ids: Vec<String>,
-    /// A named policy of the tenant, or an inline policy object.
-    pub policy: Option<PolicyRef>,
+    /// A named policy of the tenant (a string), or an inline policy object; raw until
+    /// resolved, so a malformed inline policy is a policy error, not a malformed token.
+    pub policy: Option<Box<serde_json::value::RawValue>>,
     /// With `jti`: the token is accepted at most this many times.
     pub max_uses: Option<u32>,
 }
 
 /// A policy by name or inline.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum PolicyRef {
     /// A policy defined in the tenant's config.
     Named(String),
     /// A policy carried in the token.
     Inline(Box<Policy>),
+}
+
+impl PolicyRef {
+    /// Reads the raw `policy` member: a JSON string names a policy, anything else must be a
+    /// policy object.
+    pub fn parse(raw: &serde_json::value::RawValue) -> Result<Self, serde_json::Error> {
+        if raw.get().trim_start().starts_with('"') {
+            serde_json::from_str(raw.get()).map(PolicyRef::Named)
+        } else {
+            serde_json::from_str(raw.get()).map(PolicyRef::Inline)
+        }
+    }
 }

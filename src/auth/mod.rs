@@ -410,7 +410,9 @@ impl Authenticator {
             return Err(Error::WrongPurpose);
         }
         let t = &self.tenants[v.tenant as usize];
-        let claim = v.claims.tessera.ok_or(Error::NoEntitlement)?;
+        let raw = v.claims.tessera.ok_or(Error::NoEntitlement)?;
+        let claim: claims::TesseraClaim = serde_json::from_str(raw.get())
+            .map_err(|_| Error::Malformed("the tessera claim is not valid"))?;
         if claim.kids.len() + claim.content_ids.len() > self.max_entitlement_items {
             return Err(Error::Malformed("entitlement lists too many items"));
         }
@@ -420,7 +422,13 @@ impl Authenticator {
             .map(|k| crate::keyring::KeyId::parse(k))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| Error::Malformed("tessera.kids must be UUIDs or 32 hex digits"))?;
-        let policy = match claim.policy {
+        let policy = claim
+            .policy
+            .as_deref()
+            .map(PolicyRef::parse)
+            .transpose()
+            .map_err(|_| Error::BadPolicy)?;
+        let policy = match policy {
             None => t.default_policy.clone(),
             Some(PolicyRef::Named(name)) => match t.policies.get(&name) {
                 Some(p) => p.clone(),

@@ -210,6 +210,13 @@ async fn every_claim_check_has_its_own_code() {
             "policy_invalid",
         ),
         (
+            sign(
+                json!({"tessera": {"content_ids": ["movie-1"], "policy": {"allowed_tracks": ["XHD"]}}}),
+            ),
+            401,
+            "policy_invalid",
+        ),
+        (
             sign(json!({"tessera": {"content_ids": ["movie-1"], "surprise": 1}})),
             401,
             "token_malformed",
@@ -230,6 +237,17 @@ async fn every_claim_check_has_its_own_code() {
             "problem leaks the token or secret"
         );
     }
+    // The entitlement claim is read only after the signature verifies: a forged token with a
+    // junk claim is refused for its signature, not for its claim.
+    let junk = sign(json!({"tessera": {"surprise": 1, "policy": {"bogus": true}}}));
+    // Change the signature's last character to another with zero trailing bits, so it still
+    // decodes (canonically) but no longer verifies.
+    let last = if junk.ends_with('A') { 'Q' } else { 'A' };
+    let forged = format!("{}{last}", &junk[..junk.len() - 1]);
+    assert_eq!(
+        s.clearkey(&forged, body.clone()).await.code(),
+        "signature_invalid"
+    );
     // Tampered payload, original signature.
     let good = sign(json!({}));
     let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
