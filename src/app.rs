@@ -225,7 +225,7 @@ impl App {
             cache: KeyCache::new(config.storage.key_cache_capacity),
             config,
             auth,
-            jwks: JwksFetcher::new(),
+            jwks: JwksFetcher::new().with_metric(metrics.jwks_fetches.clone()),
             keyring,
             store,
             metrics,
@@ -391,8 +391,6 @@ impl App {
             tokio::spawn(async move {
                 loop {
                     let ok = app.jwks.refresh(&source).await;
-                    let result = if ok.is_ok() { "ok" } else { "error" };
-                    app.metrics.jwks_fetches.with_label_values(&[result]).inc();
                     if let Err(e) = ok {
                         tracing::warn!(jwks.url = %source.url, error = %e, "JWKS refresh failed; keeping the previous keys");
                     }

@@ -510,6 +510,8 @@ type HttpsClient = hyper_util::client::legacy::Client<
 #[derive(Clone)]
 pub struct JwksFetcher {
     client: HttpsClient,
+    /// `tessera_jwks_fetches_total{result}`: every fetch, scheduled or caused by an unknown kid.
+    fetches: Option<prometheus::IntCounterVec>,
 }
 
 impl std::fmt::Debug for JwksFetcher {
@@ -532,11 +534,29 @@ impl JwksFetcher {
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build(https);
-        Self { client }
+        Self {
+            client,
+            fetches: None,
+        }
+    }
+
+    /// Counts every fetch in `counter` (labels: `result` = `ok` | `error`).
+    pub fn with_metric(mut self, counter: prometheus::IntCounterVec) -> Self {
+        self.fetches = Some(counter);
+        self
     }
 
     /// Fetches `source.url` and installs its keys.
     pub async fn refresh(&self, source: &JwksSource) -> Result<(), String> {
+        let result = self.fetch(source).await;
+        if let Some(c) = &self.fetches {
+            c.with_label_values(&[if result.is_ok() { "ok" } else { "error" }])
+                .inc();
+        }
+        result
+    }
+
+    async fn fetch(&self, source: &JwksSource) -> Result<(), String> {
         let uri: http::Uri = source
             .url
             .parse()

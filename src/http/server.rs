@@ -104,7 +104,12 @@ async fn handle(
                     resp.headers_mut().extend(h);
                     resp
                 }
-                None => error::problem(&Error::OriginNotAllowed as &dyn ApiError),
+                None => {
+                    let mut resp = error::problem(&Error::OriginNotAllowed as &dyn ApiError);
+                    resp.headers_mut()
+                        .insert(header::VARY, HeaderValue::from_static("Origin"));
+                    resp
+                }
             },
             Endpoint::KeysCreate => {
                 crate::protocol::keyapi::handler::create(&app, req, &mut ctx).await

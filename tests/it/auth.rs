@@ -401,7 +401,19 @@ secret = "{SVC_ONLY_SECRET}"
     let r = s.clearkey(&ent(&k2), body.clone()).await;
     assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
     // k1 is gone from the set now.
-    assert_eq!(s.clearkey(&ent(&k1), body).await.code(), "kid_unknown");
+    assert_eq!(
+        s.clearkey(&ent(&k1), body.clone()).await.code(),
+        "kid_unknown"
+    );
+    // One scheduled fetch at start, one refetch for k2; the k1 refusal just now could not
+    // refetch again within 10 s, and neither can another unknown kid.
+    let (k3, _) = ed25519("k3");
+    assert_eq!(s.clearkey(&ent(&k3), body).await.code(), "kid_unknown");
+    let m = s.metrics().await;
+    assert!(
+        m.contains(r#"tessera_jwks_fetches_total{result="ok"} 2"#),
+        "{m}"
+    );
 }
 
 // See: review finding "one-time tokens are used up by requests that then fail".
@@ -432,4 +444,44 @@ async fn failed_requests_do_not_spend_max_uses() {
         "the one use is still there"
     );
     assert_eq!(s.clearkey(&token, good).await.code(), "token_replayed");
+}
+
+#[tokio::test]
+async fn an_unreachable_jwks_fails_closed() {
+    // Nothing listens on port 9 of loopback: the key set never loads.
+    let extra = r#"
+[[tenants]]
+id = "idp"
+issuers = ["https://idp.down.test"]
+audiences = ["tessera"]
+[[tenants.keys]]
+algorithms = ["EdDSA"]
+jwks_url = "http://127.0.0.1:9/jwks.json"
+"#;
+    let s = Server::start_with(extra, None).await;
+    let (signer, _) = ed25519("k1");
+    let token = signer
+        .sign(&json!({"iss": "https://idp.down.test", "aud": "tessera", "exp": now() + 600, "tessera": {"content_ids": ["c"]}}))
+        .unwrap();
+    let r = s
+        .clearkey(&token, json!({"kids": ["AAECAwQFBgcICQoLDA0ODw"]}))
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (503, "auth_unavailable"));
+    let r = s
+        .call("GET", &format!("{}/readyz", s.internal), &[], "")
+        .await;
+    assert_eq!(
+        (r.status, r.json()["jwks"].as_str()),
+        (503, Some("not_loaded"))
+    );
+    // Other tenants are unaffected.
+    assert_eq!(
+        s.clearkey(
+            &player_token("acme", json!({"content_ids": ["c"]})),
+            json!({"kids": ["AAECAwQFBgcICQoLDA0ODw"]})
+        )
+        .await
+        .code(),
+        "no_entitled_keys"
+    );
 }

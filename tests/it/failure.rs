@@ -212,3 +212,45 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
         self.clone()
     }
 }
+
+/// Two nodes over one store (as two Tessera processes over one database): a revocation made
+/// on one reaches the other's cache through the change feed.
+#[tokio::test]
+async fn revocation_reaches_other_nodes_through_the_change_feed() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let shared: Arc<dyn KeyStore> =
+        Arc::new(EmbeddedStore::open(&dir.path().join("data")).unwrap());
+    let a = Server::start_in(dir.clone(), "", Some(shared.clone())).await;
+    let b = Server::start_in(Arc::new(tempfile::tempdir().unwrap()), "", Some(shared)).await;
+    let keys = a.create_keys("acme", "movie-1", &["SD"]).await;
+    let kid = kid_of(&keys, "SD");
+    let token = player_token("acme", json!({"content_ids": ["movie-1"]}));
+    let body = json!({"kids": [b64kid(&kid)]});
+    // Both nodes have the key in their caches now.
+    assert_eq!(a.clearkey(&token, body.clone()).await.status, 200);
+    assert_eq!(b.clearkey(&token, body.clone()).await.status, 200);
+    // Revoke on b; a learns it from the feed (change_poll_interval_ms = 50 in the test config).
+    let r = b
+        .keyapi(
+            "acme",
+            "POST",
+            &format!("/v1/keys/{kid}/revoke"),
+            &["keys:write"],
+            json!(null),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let mut refused = false;
+    for _ in 0..100 {
+        if a.clearkey(&token, body.clone()).await.status == 403 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(refused, "node a kept releasing a key revoked on node b");
+    assert_eq!(
+        a.clearkey(&token, body).await.json()["reasons"][0]["reason"],
+        "key_revoked"
+    );
+}
