@@ -2,7 +2,6 @@
 //! contract: see the README).
 
 use crate::app::App;
-use crate::auth::jwt::Alg;
 use crate::auth::mint::Signer;
 use crate::config::{self, Config};
 use clap::{Args, Parser, Subcommand};
@@ -516,15 +515,3 @@ async fn http_call(
         .to_bytes();
     Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
 }
-
-/// Algorithms `tessera token` can mint with (for docs and errors).
-pub const MINTABLE: [Alg; 8] = [
-    Alg::HS256,
-    Alg::HS384,
-    Alg::HS512,
-    Alg::RS256,
-    Alg::PS256,
-    Alg::ES256,
-    Alg::EdDSA,
-    Alg::RS384,
-];

@@ -439,3 +439,20 @@ fn flags_take_precedence_over_environment() {
     assert!(p.public.starts_with("http://127.0.0.1:"));
     assert!(sigterm(&mut p).success());
 }
+
+#[test]
+fn the_example_configuration_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = format!("{}/deploy/config.example.toml", env!("CARGO_MANIFEST_DIR"));
+    // Its master key file is a deployment path; the environment supplies one here.
+    let (code, out, err) = run(tessera(&["check-config", "--config", &example], dir.path())
+        .env("TESSERA_MASTER_KEY", MASTER));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("configuration OK"));
+    let (code, _, err) = run(&mut tessera(
+        &["check-config", "--config", &example],
+        dir.path(),
+    ));
+    assert_eq!(code, 64);
+    assert!(err.contains("/run/secrets/tessera/master.key"), "{err}");
+}
