@@ -230,15 +230,7 @@ async fn revocation_reaches_other_nodes_through_the_change_feed() {
     assert_eq!(a.clearkey(&token, body.clone()).await.status, 200);
     assert_eq!(b.clearkey(&token, body.clone()).await.status, 200);
     // Revoke on b; a learns it from the feed (change_poll_interval_ms = 50 in the test config).
-    let r = b
-        .keyapi(
-            "acme",
-            "POST",
-            &format!("/v1/keys/{kid}/revoke"),
-            &["keys:write"],
-            json!(null),
-        )
-        .await;
+    let r = b.revoke("acme", &kid).await;
     assert_eq!(r.status, 200);
     let mut refused = false;
     for _ in 0..100 {

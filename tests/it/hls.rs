@@ -70,14 +70,7 @@ async fn refusals_are_problem_json() {
         )
         .await;
     assert_eq!((r.status, r.code().as_str()), (400, "request_invalid"));
-    s.keyapi(
-        "acme",
-        "POST",
-        &format!("/v1/keys/{hd}/revoke"),
-        &["keys:write"],
-        json!(null),
-    )
-    .await;
+    s.revoke("acme", &hd).await;
     let r = s.call("GET", &format!("{url}?token={ok}"), &[], "").await;
     assert_eq!(r.status, 403);
     assert_eq!(r.json()["reasons"][0]["reason"], "key_revoked");

@@ -84,29 +84,13 @@ async fn create_get_list_revoke() {
     assert_eq!(kid_of(r.json()["keys"].as_array().unwrap(), "SD"), sd);
     assert_eq!(r.json()["keys"][1]["key"], keys[0]["key"]);
     // Revoke: state change, idempotent, key material not echoed.
-    let r = s
-        .keyapi(
-            "acme",
-            "POST",
-            &format!("/v1/keys/{sd}/revoke"),
-            &["keys:read", "keys:write"],
-            json!(null),
-        )
-        .await;
+    let r = s.revoke("acme", &sd).await;
     assert_eq!(r.status, 200);
     let v = &r.json()["keys"][0];
     assert_eq!(v["state"], "revoked");
     assert!(v["revoked_at"].as_u64().is_some());
     assert!(v.get("key").is_none());
-    let r = s
-        .keyapi(
-            "acme",
-            "POST",
-            &format!("/v1/keys/{sd}/revoke"),
-            &["keys:read", "keys:write"],
-            json!(null),
-        )
-        .await;
+    let r = s.revoke("acme", &sd).await;
     assert_eq!(r.status, 200);
     let r = s
         .keyapi(
@@ -384,15 +368,7 @@ async fn a_revoked_key_is_replaced_never_reissued() {
         .await
         .json();
     let old_kid = first["keys"][0]["kid"].as_str().unwrap().to_owned();
-    let r = s
-        .keyapi(
-            "acme",
-            "POST",
-            &format!("/v1/keys/{old_kid}/revoke"),
-            &["keys:write"],
-            json!(null),
-        )
-        .await;
+    let r = s.revoke("acme", &old_kid).await;
     assert_eq!(r.status, 200);
     // The revoked key's material is gone from every interface.
     let r = s

@@ -242,6 +242,18 @@ impl Server {
         .await
     }
 
+    /// `POST /v1/keys/{kid}/revoke` as `tenant` with `keys:write`.
+    pub async fn revoke(&self, tenant: &str, kid: &str) -> Resp {
+        self.keyapi(
+            tenant,
+            "POST",
+            &format!("/v1/keys/{kid}/revoke"),
+            &["keys:write"],
+            serde_json::Value::Null,
+        )
+        .await
+    }
+
     pub async fn metrics(&self) -> String {
         let r = self
             .call("GET", &format!("{}/metrics", self.internal), &[], "")
