@@ -2,9 +2,13 @@
 //!
 //! Everything Tessera needs for the core lives here: AES-256-GCM sealing (keys at rest), HKDF
 //! (key-encryption keys), HMAC (JWT HS*, deterministic key ids), constant-time comparison and
-//! the system CSPRNG. Later protocol modules add their primitives here too, so a change of
+//! the system CSPRNG. Protocol modules add their primitives here too, so a change of
 //! backend (aws-lc-rs for FIPS, say) touches one folder. ring is the default
-//! because it is the fastest option measured here for what the core needs.
+//! because it is the fastest option measured here for what the core needs; [`rsa`] explains
+//! why the Widevine-style RSA operations use OpenSSL, and [`symmetric`] holds AES-CBC/CMAC.
+
+pub mod rsa;
+pub mod symmetric;
 
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -171,6 +175,19 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     // XOR-accumulate so the loop's timing does not depend on where the first difference is.
     let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
     std::hint::black_box(diff) == 0
+}
+
+/// Fills a buffer from the system CSPRNG.
+pub fn fill_random(buf: &mut [u8]) -> Result<(), Error> {
+    SystemRandom::new().fill(buf).map_err(|_| Error::Rng)
+}
+
+/// SHA-256 digest.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
 }
 
 /// Fills an array from the system CSPRNG.

@@ -5,6 +5,7 @@ pub mod clearkey;
 pub mod hls;
 pub mod keyapi;
 pub mod refusal;
+pub mod widevine;
 
 /// Protocol names used as metric labels and in audit records.
 pub const PROTOCOLS: [&str; 3] = ["clearkey", "hls", "keyapi"];

@@ -1,0 +1,2 @@
+//! Widevine-style licences (drm-interop.md §1).
+pub mod pb;
