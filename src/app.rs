@@ -85,6 +85,8 @@ pub struct App {
     pub phase: watch::Sender<Phase>,
     /// Bearer token guarding `/metrics`.
     pub metrics_token: Option<Secret>,
+    /// Widevine-style licences, when configured (`[widevine]`, or dev mode).
+    pub widevine: Option<Arc<crate::protocol::widevine::Widevine>>,
 }
 
 impl std::fmt::Debug for App {
@@ -199,7 +201,12 @@ impl App {
         let metrics = Arc::new(Metrics::new(
             &crate::http::router::Endpoint::ALL.map(|e| e.as_str()),
             &crate::protocol::PROTOCOLS,
-            &[&auth::Error::CODES[..], &["not_entitled"]].concat(),
+            &[
+                &auth::Error::CODES[..],
+                &["not_entitled"],
+                &crate::protocol::widevine::handler::DENIAL_CODES[..],
+            ]
+            .concat(),
         ));
         let audit = match config.audit_path() {
             Some(path) => Audit::start(&path, metrics.clone())
@@ -220,6 +227,9 @@ impl App {
                 .map(|t| t.cors_allowed_origins.clone())
                 .collect::<Vec<_>>(),
         );
+        let widevine = crate::protocol::widevine::Setup::load(&config.widevine, config.dev_mode)
+            .map_err(|e| Error::Startup(format!("widevine: {e}")))?
+            .map(|setup| Arc::new(crate::protocol::widevine::Widevine::new(setup, &keyring)));
         let (phase, _) = watch::channel(Phase::Starting);
         Ok(Arc::new(Self {
             cache: KeyCache::new(config.storage.key_cache_capacity),
@@ -233,6 +243,7 @@ impl App {
             cors,
             phase,
             metrics_token,
+            widevine,
         }))
     }
 

@@ -35,6 +35,52 @@ pub enum Command {
     Keys(KeysArgs),
     /// Load and validate the configuration, then exit.
     CheckConfig,
+    /// Create test devices and roots of trust (testing only).
+    Devices(DevicesArgs),
+}
+
+/// `tessera devices`
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    /// DRM system.
+    #[command(subcommand)]
+    pub system: DevicesSystem,
+}
+
+/// Systems `tessera devices` can provision for.
+#[derive(Debug, Subcommand)]
+pub enum DevicesSystem {
+    /// A Widevine-style test device (`.wvd` v2, the file pywidevine loads), or a new root.
+    Widevine(WidevineDeviceArgs),
+}
+
+/// `tessera devices widevine` (flags are relied on by tests and users: keep them).
+#[derive(Debug, Args)]
+pub struct WidevineDeviceArgs {
+    /// Where to write the `.wvd` device file.
+    #[arg(long, required_unless_present = "new_root")]
+    pub out: Option<PathBuf>,
+    /// Root directory to sign under (default: the committed dev root, keys/dev/widevine,
+    /// which dev-mode `serve` trusts).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Create a fresh root (and service certificate) in this new directory first; with
+    /// --out, the device is made under it.
+    #[arg(long = "new-root", conflicts_with = "root")]
+    pub new_root: Option<PathBuf>,
+    /// Provider id written into a new root's service certificate.
+    #[arg(long = "provider-id", default_value = "tessera")]
+    pub provider_id: String,
+    /// System id of the device model.
+    #[arg(long = "system-id", default_value_t = 0x7E57)]
+    pub system_id: u32,
+    /// Highest HDCP version the device reports (NONE, V1, V2, V2.1, V2.2, V2.3,
+    /// NO_DIGITAL_OUTPUT).
+    #[arg(long = "max-hdcp", default_value = "V2.2")]
+    pub max_hdcp: String,
+    /// Make the device certificate expire this many seconds from now (0: never).
+    #[arg(long = "expires-in", default_value_t = 0)]
+    pub expires_in: u64,
 }
 
 /// `tessera serve`
@@ -156,7 +202,83 @@ pub fn main() -> ExitCode {
         Command::Token(args) => token(cli.config, args),
         Command::Keys(args) => keys(cli.config, args),
         Command::CheckConfig => check_config(cli.config),
+        Command::Devices(args) => devices(args),
     }
+}
+
+/// The committed dev root, relative to the repository (what dev-mode `serve` trusts).
+const DEV_WIDEVINE_ROOT: &str = "keys/dev/widevine";
+
+fn devices(args: DevicesArgs) -> ExitCode {
+    use crate::protocol::widevine::pb::client_identification::client_capabilities::HdcpVersion;
+    use crate::protocol::widevine::provision::{DeviceOptions, Root};
+    let DevicesSystem::Widevine(a) = args.system;
+    let fail = |m: String| {
+        eprintln!("tessera devices widevine: {m}");
+        ExitCode::FAILURE
+    };
+    let now = crate::app::now_secs();
+    let max_hdcp = match a.max_hdcp.to_ascii_uppercase().as_str() {
+        "NONE" => HdcpVersion::HdcpNone,
+        "V1" => HdcpVersion::HdcpV1,
+        "V2" => HdcpVersion::HdcpV2,
+        "V2.1" => HdcpVersion::HdcpV21,
+        "V2.2" => HdcpVersion::HdcpV22,
+        "V2.3" => HdcpVersion::HdcpV23,
+        "NO_DIGITAL_OUTPUT" => HdcpVersion::HdcpNoDigitalOutput,
+        other => {
+            eprintln!("tessera devices widevine: unknown --max-hdcp {other:?}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let root = match (&a.new_root, &a.root) {
+        (Some(dir), _) => match Root::create_dir(dir, &a.provider_id, now) {
+            Ok(r) => {
+                eprintln!(
+                    "created root and service certificate in {} (trust root-public.pem)",
+                    dir.display()
+                );
+                r
+            }
+            Err(e) => return fail(e.to_string()),
+        },
+        (None, dir) => {
+            let dir = dir.clone().unwrap_or_else(|| DEV_WIDEVINE_ROOT.into());
+            match Root::load(&dir) {
+                Ok(r) => r,
+                Err(e) => return fail(format!("root {}: {e}", dir.display())),
+            }
+        }
+    };
+    let Some(out) = a.out else {
+        return ExitCode::SUCCESS;
+    };
+    let opts = DeviceOptions {
+        system_id: a.system_id,
+        max_hdcp,
+        expires_at: if a.expires_in == 0 {
+            0
+        } else {
+            now + a.expires_in
+        },
+    };
+    let device = match root.device(&opts, now) {
+        Ok(d) => d,
+        Err(e) => return fail(e.to_string()),
+    };
+    if let Err(e) = crate::protocol::widevine::provision::write(&out, &device.wvd, true) {
+        return fail(e.to_string());
+    }
+    // What a test or an operator needs to refer to the device (revocation by serial).
+    println!(
+        "{}",
+        serde_json::json!({
+            "wvd": out.display().to_string(),
+            "system_id": a.system_id,
+            "serial": crate::encoding::hex_encode(&device.serial),
+        })
+    );
+    ExitCode::SUCCESS
 }
 
 fn load(path: Option<PathBuf>) -> Result<Config, ExitCode> {

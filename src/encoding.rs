@@ -18,6 +18,25 @@ pub const B64URL: GeneralPurpose = GeneralPurpose::new(
         .with_decode_allow_trailing_bits(false),
 );
 
+/// Lower- or upper-case hex of an even number of digits.
+pub fn hex_decode(input: &str) -> Option<Vec<u8>> {
+    let b = input.as_bytes();
+    if b.len() % 2 != 0 || !b.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    b.chunks_exact(2)
+        .map(|p| {
+            let s = std::str::from_utf8(p).ok()?;
+            u8::from_str_radix(s, 16).ok()
+        })
+        .collect()
+}
+
+/// Lower-case hex.
+pub fn hex_encode(input: &[u8]) -> String {
+    input.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Standard base64 with padding (RFC 4648 §4); decoding requires canonical padding.
 pub const B64: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,

@@ -29,6 +29,8 @@ pub enum Endpoint {
     ClearKeyLicense,
     /// `GET /hls/key/{kid}`
     HlsKey,
+    /// `POST /widevine/license`
+    WidevineLicense,
     /// `OPTIONS` on a public path.
     Preflight,
     /// `POST /v1/keys`
@@ -51,9 +53,10 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in metric-index order.
-    pub const ALL: [Endpoint; 11] = [
+    pub const ALL: [Endpoint; 12] = [
         Endpoint::ClearKeyLicense,
         Endpoint::HlsKey,
+        Endpoint::WidevineLicense,
         Endpoint::Preflight,
         Endpoint::KeysCreate,
         Endpoint::KeysList,
@@ -70,6 +73,7 @@ impl Endpoint {
         match self {
             Endpoint::ClearKeyLicense => "clearkey_license",
             Endpoint::HlsKey => "hls_key",
+            Endpoint::WidevineLicense => "widevine_license",
             Endpoint::Preflight => "cors_preflight",
             Endpoint::KeysCreate => "keys_create",
             Endpoint::KeysList => "keys_list",
@@ -125,6 +129,7 @@ pub fn route<'p>(listener: Listener, method: &Method, path: &'p str) -> Route<'p
         (Listener::Public, ["hls", "key", kid]) if !kid.is_empty() => {
             (Endpoint::HlsKey, Some(*kid), "GET")
         }
+        (Listener::Public, ["widevine", "license"]) => (Endpoint::WidevineLicense, None, "POST"),
         (Listener::Internal, ["v1", "keys"]) if get => (Endpoint::KeysList, None, "GET, POST"),
         (Listener::Internal, ["v1", "keys"]) => (Endpoint::KeysCreate, None, "GET, POST"),
         (Listener::Internal, ["v1", "keys", kid]) if !kid.is_empty() => {

@@ -88,6 +88,9 @@ async fn handle(
             Endpoint::ClearKeyLicense => {
                 crate::protocol::clearkey::handler::handle(&app, req, &mut ctx).await
             }
+            Endpoint::WidevineLicense => {
+                crate::protocol::widevine::handler::handle(&app, req, &mut ctx).await
+            }
             Endpoint::HlsKey => {
                 crate::protocol::hls::handler::handle(
                     &app,

@@ -117,6 +117,14 @@ impl Keyring {
             .clone()
     }
 
+    /// A sealing key for Tessera's own state (not content keys), derived from the master key
+    /// under `purpose` (e.g. `widevine/session`): distinct from every tenant KEK by its label.
+    pub fn purpose_key(&self, purpose: &str) -> SealingKey {
+        let mut info = b"purpose/".to_vec();
+        info.extend_from_slice(purpose.as_bytes());
+        SealingKey::new(&self.derive(&info))
+    }
+
     /// Associated data: a length-prefixed encoding so no two field tuples share a byte string.
     fn aad(tenant: &str, meta: &KeyMeta) -> Vec<u8> {
         let mut aad = Vec::with_capacity(96 + tenant.len() + meta.content_id.len());

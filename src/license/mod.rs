@@ -53,6 +53,8 @@ pub enum Omission {
     TrackNotAllowed,
     /// The client's security level is below the policy's requirement for the track.
     SecurityLevel,
+    /// The client cannot enforce the output protection (HDCP) the policy requires.
+    OutputProtection,
 }
 
 impl Omission {
@@ -64,6 +66,7 @@ impl Omission {
             Omission::Revoked => "key_revoked",
             Omission::TrackNotAllowed => "track_not_allowed",
             Omission::SecurityLevel => "security_level_too_low",
+            Omission::OutputProtection => "output_protection_unsupported",
         }
     }
 }

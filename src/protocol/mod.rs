@@ -8,4 +8,4 @@ pub mod refusal;
 pub mod widevine;
 
 /// Protocol names used as metric labels and in audit records.
-pub const PROTOCOLS: [&str; 3] = ["clearkey", "hls", "keyapi"];
+pub const PROTOCOLS: [&str; 4] = ["clearkey", "hls", "keyapi", "widevine"];

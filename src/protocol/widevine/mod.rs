@@ -1,4 +1,203 @@
-//! Widevine-style licences (drm-interop.md §1).
-pub mod pb;
+//! Widevine-style licences (drm-interop.md §1; docs/protocols.md "Widevine-style"): the
+//! public message formats and cryptography, with the operator's own device roots and
+//! service certificate. No vendor key or certificate is shipped or needed.
+//!
+//! - [`message`]: request codec (pure).
+//! - [`device`]: device-certificate chain verification and its cache.
+//! - [`license`]: key derivation and licence construction (pure).
+//! - [`policy`]: the neutral policy mapped onto licence policy and key requirements (pure).
+//! - [`service`]: the service certificate and privacy mode.
+//! - [`provision`]: roots, service certificates and test devices (`tessera devices widevine`).
+//! - [`handler`]: `POST /widevine/license`.
+
+pub mod device;
+pub mod handler;
 pub mod license;
 pub mod message;
+pub mod pb;
+pub mod policy;
+pub mod provision;
+pub mod service;
+
+use crate::config::WidevineConfig;
+use crate::crypto::SealingKey;
+use crate::crypto::rsa::{RsaPrivateKey, RsaPublicKey};
+use crate::keyring::KeyId;
+use zeroize::Zeroizing;
+
+/// The committed dev-mode root public key (`keys/dev/widevine/`, testing only).
+pub const DEV_ROOT_PUBLIC: &[u8] = include_bytes!("../../../keys/dev/widevine/root-public.pem");
+/// The committed dev-mode service certificate.
+pub const DEV_SERVICE_CERT: &[u8] = include_bytes!("../../../keys/dev/widevine/service-cert.bin");
+/// The committed dev-mode service private key. Public on purpose: dev mode protects nothing.
+pub const DEV_SERVICE_KEY: &[u8] = include_bytes!("../../../keys/dev/widevine/service-key.pem");
+
+/// The Widevine-style configuration, loaded and checked.
+#[derive(Debug)]
+pub struct Setup {
+    /// Device trust (roots, revocation, levels) and the verified-chain cache.
+    pub trust: device::Trust,
+    /// The service certificate, when privacy mode is configured.
+    pub service: Option<service::ServiceIdentity>,
+}
+
+impl Setup {
+    /// Loads roots and the service identity. `Ok(None)` when the protocol is not configured.
+    pub fn load(cfg: &WidevineConfig, dev_mode: bool) -> Result<Option<Self>, String> {
+        let use_dev = dev_mode && cfg.roots.is_empty();
+        if cfg.roots.is_empty() && !use_dev {
+            if cfg.service_certificate_file.is_some() {
+                return Err("service_certificate_file is set but no roots are".into());
+            }
+            return Ok(None);
+        }
+        let mut roots = Vec::new();
+        if use_dev {
+            roots.push(RsaPublicKey::from_pem(DEV_ROOT_PUBLIC).map_err(|e| e.to_string())?);
+        }
+        for path in &cfg.roots {
+            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            roots.push(RsaPublicKey::from_pem(&pem).map_err(|_| {
+                format!(
+                    "{}: not a PEM RSA public key of {}..{} bits",
+                    path.display(),
+                    crate::crypto::rsa::MIN_BITS,
+                    crate::crypto::rsa::MAX_BITS
+                )
+            })?);
+        }
+        let service = match (
+            &cfg.service_certificate_file,
+            &cfg.service_private_key_file,
+        ) {
+            (Some(cert), Some(key)) => {
+                let cert_bytes =
+                    std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
+                let pem = crate::config::secrets::read_secret_file(key, false)?;
+                let key = RsaPrivateKey::from_pem(pem.expose().as_bytes())
+                    .map_err(|_| format!("{}: not an RSA private key", key.display()))?;
+                Some(service::ServiceIdentity::new(cert_bytes, key)?)
+            }
+            (None, None) if use_dev => Some(service::ServiceIdentity::new(
+                DEV_SERVICE_CERT.to_vec(),
+                RsaPrivateKey::from_pem(DEV_SERVICE_KEY).map_err(|e| e.to_string())?,
+            )?),
+            (None, None) => None,
+            _ => {
+                return Err(
+                    "service_certificate_file and service_private_key_file go together".into(),
+                );
+            }
+        };
+        let mut revoked_serials = std::collections::HashSet::new();
+        for s in &cfg.revoked_serials {
+            revoked_serials.insert(
+                crate::encoding::hex_decode(s)
+                    .ok_or_else(|| format!("revoked_serials: {s:?} is not hex"))?,
+            );
+        }
+        let trust = device::Trust::new(
+            device::TrustConfig {
+                roots,
+                revoked_serials,
+                revoked_system_ids: cfg.revoked_system_ids.iter().copied().collect(),
+                levels: cfg
+                    .models
+                    .iter()
+                    .map(|m| (m.system_id, m.security_level))
+                    .collect(),
+                default_level: cfg.default_security_level,
+            },
+            cfg.device_cache_capacity.max(1),
+        );
+        Ok(Some(Self { trust, service }))
+    }
+}
+
+/// The Widevine-style service at run time.
+#[derive(Debug)]
+pub struct Widevine {
+    /// Configuration.
+    pub setup: Setup,
+    /// Seals the session state carried in `License.id.session_id`.
+    sessions: SealingKey,
+}
+
+/// What a licence's `session_id` carries, sealed, so renewals and releases need no server
+/// state: the client MAC key (to verify their HMAC), the server MAC key (to sign the answer),
+/// and what was licensed.
+pub struct SessionState {
+    /// Tenant index.
+    pub tenant: u32,
+    /// Whether the licence was OFFLINE.
+    pub offline: bool,
+    /// Issue time (Unix seconds).
+    pub issued_at: u64,
+    /// Client MAC key.
+    pub mac_client: Zeroizing<[u8; 32]>,
+    /// Server MAC key.
+    pub mac_server: Zeroizing<[u8; 32]>,
+    /// The KIDs released.
+    pub kids: Vec<KeyId>,
+}
+
+impl std::fmt::Debug for SessionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionState")
+            .field("tenant", &self.tenant)
+            .field("kids", &self.kids.len())
+            .finish_non_exhaustive()
+    }
+}
+
+const SESSION_V1: u8 = 1;
+const SESSION_AAD: &[u8] = b"tessera/widevine/session/v1";
+
+impl Widevine {
+    /// Builds the service over `setup`, with the session key derived from the keyring.
+    pub fn new(setup: Setup, keyring: &crate::keyring::Keyring) -> Self {
+        Self {
+            setup,
+            sessions: keyring.purpose_key("widevine/session"),
+        }
+    }
+
+    /// Seals session state into an opaque `session_id`.
+    pub fn seal_session(&self, s: &SessionState) -> Result<Vec<u8>, crate::crypto::Error> {
+        let mut plain = Zeroizing::new(Vec::with_capacity(80 + 16 * s.kids.len()));
+        plain.push(SESSION_V1);
+        plain.extend_from_slice(&s.tenant.to_be_bytes());
+        plain.push(u8::from(s.offline));
+        plain.extend_from_slice(&s.issued_at.to_be_bytes());
+        plain.extend_from_slice(&s.mac_client[..]);
+        plain.extend_from_slice(&s.mac_server[..]);
+        for k in &s.kids {
+            plain.extend_from_slice(k.as_bytes());
+        }
+        self.sessions.seal(SESSION_AAD, &plain)
+    }
+
+    /// Opens a `session_id` made by [`Widevine::seal_session`]; `None` if it is not ours.
+    pub fn open_session(&self, sealed: &[u8]) -> Option<SessionState> {
+        let plain = self.sessions.open(SESSION_AAD, sealed).ok()?;
+        const HEAD: usize = 1 + 4 + 1 + 8 + 64;
+        if plain.len() < HEAD || plain[0] != SESSION_V1 || (plain.len() - HEAD) % 16 != 0 {
+            return None;
+        }
+        let mut mac_client = Zeroizing::new([0u8; 32]);
+        let mut mac_server = Zeroizing::new([0u8; 32]);
+        mac_client.copy_from_slice(&plain[14..46]);
+        mac_server.copy_from_slice(&plain[46..78]);
+        Some(SessionState {
+            tenant: u32::from_be_bytes(plain[1..5].try_into().ok()?),
+            offline: plain[5] == 1,
+            issued_at: u64::from_be_bytes(plain[6..14].try_into().ok()?),
+            mac_client,
+            mac_server,
+            kids: plain[HEAD..]
+                .chunks_exact(16)
+                .filter_map(|c| c.try_into().ok().map(KeyId::from_bytes))
+                .collect(),
+        })
+    }
+}

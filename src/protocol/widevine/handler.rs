@@ -1,0 +1,440 @@
+//! `POST /widevine/license`: the raw `SignedMessage` in, the raw `SignedMessage` out.
+//!
+//! Order of checks (each failure answers a problem body naming the check):
+//! token -> body cap -> decode -> client id (privacy mode: decrypt) -> device chain (cached)
+//! -> request signature -> content ids -> keys and rules (entitlement, revocation, security
+//! level, HDCP) -> licence. A service-certificate request (`08 04`) is answered without a
+//! token: the certificate is public, and players fetch it before they hold a licence token.
+
+use super::message::{self, Content, Incoming, LicenseKind, SignedRequest};
+use super::{Widevine, pb, policy};
+use crate::app::{App, now_secs};
+use crate::crypto::rsa::PssHash;
+use crate::http::error::{self, ApiError};
+use crate::http::{Ctx, body};
+use crate::keyring::KeyId;
+use crate::license::{self, Entitlement, Omission};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming as Body;
+
+const PROTOCOL: &str = "widevine";
+
+/// Denial reasons this protocol counts in `tessera_denials_total` (besides token ones).
+pub const DENIAL_CODES: [&str; 8] = [
+    "device_certificate_missing",
+    "device_chain_invalid",
+    "device_chain_signature",
+    "device_chain_untrusted",
+    "device_certificate_expired",
+    "device_revoked",
+    "request_signature_invalid",
+    "client_id_undecryptable",
+];
+/// A service-certificate request is two bytes; anything larger without a token is refused
+/// before it is buffered.
+const ANONYMOUS_BODY_CAP: usize = 64;
+
+/// Why a Widevine-style request got no licence.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Body cap, unreadable body.
+    #[error(transparent)]
+    Http(#[from] crate::http::error::Error),
+    /// The protocol is not configured (no device roots).
+    #[error("Widevine-style licences are not configured on this server (no [widevine] roots)")]
+    NotConfigured,
+    /// Token missing, invalid, or lacking rights.
+    #[error("{0}")]
+    Auth(#[from] crate::auth::Error),
+    /// The request does not decode.
+    #[error("{0}")]
+    Request(#[from] message::Error),
+    /// No client identification in the request.
+    #[error("the licence request carries no client identification")]
+    NoClientId,
+    /// Privacy mode failed.
+    #[error("{0}")]
+    Privacy(#[from] super::service::Error),
+    /// The device chain is not trusted.
+    #[error("{0}")]
+    Device(#[from] super::device::Error),
+    /// The request signature does not verify with the device key.
+    #[error("the licence request signature does not verify with the device key")]
+    Signature,
+    /// No requested key may be released; each KID with the reason.
+    #[error("no requested key is available to this token and device")]
+    Refused(Vec<(String, &'static str)>),
+    /// OFFLINE asked for, policy forbids persistence.
+    #[error("the policy does not allow persistent (offline) licences")]
+    PersistenceNotAllowed,
+    /// RENEWAL asked for, policy forbids renewal.
+    #[error("the policy does not allow licence renewal")]
+    RenewalNotAllowed,
+    /// A renewal or release names a licence this server did not issue, or is not signed
+    /// with that licence's key.
+    #[error("the renewal or release does not match a licence issued by this server")]
+    UnknownLicense,
+    /// Store or keyring failure.
+    #[error(transparent)]
+    App(#[from] crate::app::Error),
+    /// RNG or RSA failure on our side.
+    #[error("licence crypto failed: {0}")]
+    Crypto(#[from] crate::crypto::Error),
+}
+
+impl From<super::license::Error> for Error {
+    fn from(e: super::license::Error) -> Self {
+        match e {
+            super::license::Error::Crypto(c) => Error::Crypto(c),
+        }
+    }
+}
+
+impl ApiError for Error {
+    fn status(&self) -> StatusCode {
+        match self {
+            Error::Http(e) => e.status(),
+            Error::NotConfigured => StatusCode::NOT_FOUND,
+            Error::Auth(e) => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED),
+            Error::Request(_) | Error::NoClientId => StatusCode::BAD_REQUEST,
+            Error::Privacy(super::service::Error::NotConfigured) => StatusCode::BAD_REQUEST,
+            Error::Privacy(_)
+            | Error::Device(_)
+            | Error::Signature
+            | Error::Refused(_)
+            | Error::PersistenceNotAllowed
+            | Error::RenewalNotAllowed
+            | Error::UnknownLicense => StatusCode::FORBIDDEN,
+            Error::App(crate::app::Error::Store(crate::store::Error::Unavailable(_))) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Error::App(_) | Error::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Error::Http(e) => e.code(),
+            Error::NotConfigured => "protocol_not_configured",
+            Error::Auth(e) => e.code(),
+            Error::Request(_) => "request_invalid",
+            Error::NoClientId => "client_id_missing",
+            Error::Privacy(super::service::Error::NotConfigured) => "privacy_mode_unavailable",
+            Error::Privacy(super::service::Error::UnknownCertificate) => {
+                "service_certificate_unknown"
+            }
+            Error::Privacy(_) => "client_id_undecryptable",
+            Error::Device(d) => d.code(),
+            Error::Signature => "request_signature_invalid",
+            Error::Refused(_) => "no_entitled_keys",
+            Error::PersistenceNotAllowed => "persistence_not_allowed",
+            Error::RenewalNotAllowed => "renewal_not_allowed",
+            Error::UnknownLicense => "license_unknown",
+            Error::App(crate::app::Error::Store(crate::store::Error::Unavailable(_))) => {
+                "store_unavailable"
+            }
+            Error::App(_) | Error::Crypto(_) => "internal",
+        }
+    }
+
+    fn extra(&self) -> Option<serde_json::Value> {
+        match self {
+            Error::Refused(kids) => Some(serde_json::json!({
+                "kids": kids.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+                "reasons": kids.iter().map(|(k, r)| serde_json::json!({"kid": k, "reason": r})).collect::<Vec<_>>(),
+            })),
+            _ => None,
+        }
+    }
+}
+
+/// Handles one request.
+pub async fn handle(app: &App, req: Request<Body>, ctx: &mut Ctx) -> Response<Full<Bytes>> {
+    match serve(app, req, ctx).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            if let Error::Device(_) | Error::Signature | Error::Privacy(_) = &e {
+                // `service_certificate_unknown` and `privacy_mode_unavailable` are not
+                // registered: they are client configuration errors, not denials.
+                app.metrics.denial(e.code());
+            }
+            error::problem(&e as &dyn ApiError)
+        }
+    }
+}
+
+async fn serve(app: &App, req: Request<Body>, ctx: &mut Ctx) -> Result<Response<Full<Bytes>>, Error> {
+    let wv = app.widevine.as_deref().ok_or(Error::NotConfigured)?;
+    let (parts, body) = req.into_parts();
+    let token = body::bearer(&parts.headers);
+    // Authenticate before buffering anything but a tiny body.
+    let ent = match token {
+        Some(t) => Some(app.entitle(Some(t), ctx).await?),
+        None => None,
+    };
+    let cap = if ent.is_some() {
+        app.config.limits.max_license_body_bytes
+    } else {
+        ANONYMOUS_BODY_CAP
+    };
+    let bytes = body::collect(&parts.headers, body, cap, app.body_timeout())
+        .await
+        .map_err(|e| match (&ent, e) {
+            // Too big for an anonymous request: what is missing is the token.
+            (None, crate::http::error::Error::BodyTooLarge(_)) => {
+                Error::Auth(crate::auth::Error::Missing)
+            }
+            (_, e) => Error::Http(e),
+        })?;
+    let request = match message::parse(&bytes)? {
+        Incoming::ServiceCertificateRequest => {
+            let service = wv
+                .setup
+                .service
+                .as_ref()
+                .ok_or(Error::Privacy(super::service::Error::NotConfigured))?;
+            return Ok(octets(service.response().to_vec()));
+        }
+        Incoming::License(r) => r,
+    };
+    let ent = ent.ok_or(Error::Auth(crate::auth::Error::Missing))?;
+    match message::content(&request.request, app.config.limits.max_kids_per_request)? {
+        Content::New {
+            kids,
+            kind,
+            request_id,
+            protection_scheme,
+        } => {
+            new_license(
+                app,
+                wv,
+                ctx,
+                &ent,
+                &request,
+                kids,
+                kind,
+                request_id,
+                protection_scheme,
+            )
+            .await
+        }
+        Content::Existing(id) => existing(app, wv, ctx, &ent, &request, id).await,
+    }
+}
+
+fn octets(body: Vec<u8>) -> Response<Full<Bytes>> {
+    error::ok("application/octet-stream", body)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn new_license(
+    app: &App,
+    wv: &Widevine,
+    ctx: &mut Ctx,
+    ent: &Entitlement,
+    request: &SignedRequest,
+    kids: Vec<KeyId>,
+    kind: LicenseKind,
+    request_id: Vec<u8>,
+    protection_scheme: Option<u32>,
+) -> Result<Response<Full<Bytes>>, Error> {
+    let decrypted;
+    let client = match (&request.request.client_id, &request.request.encrypted_client_id) {
+        (Some(c), _) => c,
+        (None, Some(enc)) => {
+            let service = wv
+                .setup
+                .service
+                .as_ref()
+                .ok_or(super::service::Error::NotConfigured)?;
+            decrypted = service.decrypt(enc)?;
+            &decrypted
+        }
+        (None, None) => return Err(Error::NoClientId),
+    };
+    let now = now_secs();
+    let device = wv.setup.trust.verify(client, now)?;
+    if !device
+        .key
+        .verify_pss(PssHash::Sha1, &request.msg, &request.signature)
+    {
+        return Err(Error::Signature);
+    }
+    let offline = kind == LicenseKind::Offline;
+    if offline && !ent.policy.can_persist {
+        return Err(Error::PersistenceNotAllowed);
+    }
+    let found = app.lookup_keys(ent.tenant, &kids).await?;
+    let mut grant = license::decide(ent, found, wv.setup.trust.level(&device));
+    let max_hdcp = client
+        .client_capabilities
+        .as_ref()
+        .map(|c| c.max_hdcp_version());
+    grant.keys.retain(|k| {
+        let ok = policy::hdcp_supported(max_hdcp, ent.policy.required_hdcp(k.meta.track));
+        if !ok {
+            grant
+                .omitted
+                .push((k.meta.kid, Omission::OutputProtection));
+        }
+        ok
+    });
+    if grant.keys.is_empty() {
+        app.metrics.denial("not_entitled");
+        return Err(Error::Refused(
+            grant
+                .omitted
+                .iter()
+                .map(|(k, why)| (k.canonical().as_str().to_owned(), why.code()))
+                .collect(),
+        ));
+    }
+    app.consume(ent)?;
+
+    let (session_key, wrapped) = super::license::new_session_key(&device.key)?;
+    let session = super::license::derive_keys(&session_key, &request.msg);
+    let entries: Vec<_> = grant
+        .keys
+        .iter()
+        .map(|k| super::license::KeyEntry {
+            kid: k.meta.kid,
+            key: &k.key,
+            level: policy::wire_level(ent.policy.required_level(k.meta.track)),
+            required_protection: policy::required_protection(&ent.policy, k.meta.track),
+            track_label: k.meta.track.map(|t| t.as_str()),
+        })
+        .collect();
+    let session_id = wv.seal_session(&super::SessionState {
+        tenant: ent.tenant,
+        offline,
+        issued_at: now,
+        mac_client: session.mac_client.clone(),
+        mac_server: session.mac_server.clone(),
+        kids: grant.keys.iter().map(|k| k.meta.kid).collect(),
+    })?;
+    let out = super::license::build(
+        super::license::Params {
+            id: pb::LicenseIdentification {
+                request_id: Some(request_id),
+                session_id: Some(session_id),
+                r#type: Some(kind.wire() as i32),
+                version: Some(0),
+                ..Default::default()
+            },
+            policy: policy::license_policy(&ent.policy, offline),
+            start_time: i64::try_from(now).unwrap_or(i64::MAX),
+            protection_scheme,
+        },
+        &entries,
+        &session,
+        Some(wrapped),
+    )?;
+    app.metrics.license(PROTOCOL, grant.keys.len());
+    app.audit(
+        ctx,
+        crate::audit::Event {
+            event: "key.release",
+            protocol: PROTOCOL,
+            kids: grant.keys.iter().map(|k| k.meta.kid).collect(),
+            content_id: None,
+            subject: ent.subject.as_deref(),
+            token_id: ent.token_id.as_deref(),
+        },
+    )
+    .await;
+    Ok(octets(out))
+}
+
+/// RENEWAL and RELEASE: authenticated by the licence's own client MAC key (sealed in its
+/// `session_id`), and by a current token of the same tenant. A renewal re-checks the
+/// entitlement and revocation of every key of the licence, so revoking a key or ending a
+/// subscription stops renewals; the answer carries the policy and no keys.
+async fn existing(
+    app: &App,
+    wv: &Widevine,
+    ctx: &mut Ctx,
+    ent: &Entitlement,
+    request: &SignedRequest,
+    id: pb::LicenseIdentification,
+) -> Result<Response<Full<Bytes>>, Error> {
+    let state = id
+        .session_id
+        .as_deref()
+        .and_then(|s| wv.open_session(s))
+        .filter(|s| s.tenant == ent.tenant)
+        .ok_or(Error::UnknownLicense)?;
+    if !super::license::verify_client_signature(&state.mac_client, &request.msg, &request.signature)
+    {
+        return Err(Error::UnknownLicense);
+    }
+    let release = request.request.r#type() == pb::license_request::RequestType::Release;
+    let session = super::license::SessionKeys {
+        enc: zeroize::Zeroizing::new([0; 16]),
+        mac_server: state.mac_server.clone(),
+        mac_client: state.mac_client.clone(),
+    };
+    let now = now_secs();
+    let (policy, event) = if release {
+        (pb::license::Policy::default(), "license.release")
+    } else {
+        if request.request.r#type() != pb::license_request::RequestType::Renewal {
+            return Err(Error::Request(message::Error::Unsupported(
+                "an existing licence in a NEW request",
+            )));
+        }
+        if !ent.policy.can_renew {
+            return Err(Error::RenewalNotAllowed);
+        }
+        let found = app.lookup_keys(ent.tenant, &state.kids).await?;
+        // Renewal needs every licensed key to be still entitled and active. The device's
+        // security level was checked at issue and cannot change, so it is not re-checked.
+        let grant = license::decide(
+            ent,
+            found,
+            crate::license::policy::SecurityLevel::HwSecureAll,
+        );
+        let lost: Vec<_> = grant
+            .omitted
+            .iter()
+            .map(|(k, why)| (k.canonical().as_str().to_owned(), why.code()))
+            .collect();
+        if !lost.is_empty() {
+            app.metrics.denial("not_entitled");
+            return Err(Error::Refused(lost));
+        }
+        (
+            policy::license_policy(&ent.policy, state.offline),
+            "license.renew",
+        )
+    };
+    let out = super::license::build(
+        super::license::Params {
+            id: pb::LicenseIdentification {
+                version: Some(id.version.unwrap_or(0).saturating_add(1)),
+                ..id
+            },
+            policy,
+            start_time: i64::try_from(now).unwrap_or(i64::MAX),
+            protection_scheme: None,
+        },
+        &[],
+        &session,
+        None,
+    )?;
+    app.audit(
+        ctx,
+        crate::audit::Event {
+            event,
+            protocol: PROTOCOL,
+            kids: state.kids.clone(),
+            content_id: None,
+            subject: ent.subject.as_deref(),
+            token_id: ent.token_id.as_deref(),
+        },
+    )
+    .await;
+    Ok(octets(out))
+}

@@ -1,0 +1,103 @@
+//! The service certificate and privacy mode (drm-interop.md §1.5): clients encrypt their
+//! `ClientIdentification` to this certificate's key so that intermediaries never see the
+//! device certificate.
+
+use super::pb;
+use crate::crypto::rsa::RsaPrivateKey;
+use crate::crypto::symmetric::aes128_cbc_decrypt;
+use prost::Message;
+
+/// Why an encrypted client identification was not accepted.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// No service certificate is configured.
+    #[error("privacy mode is not configured on this server")]
+    NotConfigured,
+    /// The client encrypted to another service certificate.
+    #[error("the client identification is encrypted to an unknown service certificate")]
+    UnknownCertificate,
+    /// Unwrapping, decryption or decoding failed (one error for all: no oracle).
+    #[error("the encrypted client identification cannot be decrypted")]
+    Decrypt,
+}
+
+/// This server's service certificate and its private key.
+#[derive(Debug)]
+pub struct ServiceIdentity {
+    response: Vec<u8>,
+    serial: Vec<u8>,
+    provider_id: String,
+    key: RsaPrivateKey,
+}
+
+impl ServiceIdentity {
+    /// Pairs a serialized SERVICE `SignedDrmCertificate` with its private key (checked).
+    pub fn new(cert: Vec<u8>, key: RsaPrivateKey) -> Result<Self, String> {
+        let body = pb::SignedDrmCertificate::decode(&cert[..])
+            .ok()
+            .and_then(|s| s.drm_certificate)
+            .and_then(|b| pb::DrmCertificate::decode(&b[..]).ok())
+            .ok_or("the service certificate is not a SignedDrmCertificate")?;
+        if body.r#type() != pb::drm_certificate::Type::Service {
+            return Err("the service certificate is not of type SERVICE".into());
+        }
+        let matches = key
+            .public_key()
+            .and_then(|k| k.to_pkcs1_der())
+            .is_ok_and(|der| body.public_key.as_deref() == Some(&der[..]));
+        if !matches {
+            return Err("the service private key does not match the service certificate".into());
+        }
+        let response = pb::SignedMessage {
+            r#type: Some(pb::signed_message::MessageType::ServiceCertificate as i32),
+            msg: Some(cert),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        Ok(Self {
+            response,
+            serial: body.serial_number.unwrap_or_default(),
+            provider_id: body.provider_id.unwrap_or_default(),
+            key,
+        })
+    }
+
+    /// The answer to a service-certificate request: `SignedMessage{SERVICE_CERTIFICATE}`.
+    pub fn response(&self) -> &[u8] {
+        &self.response
+    }
+
+    /// The provider id clients see.
+    pub fn provider_id(&self) -> &str {
+        &self.provider_id
+    }
+
+    /// Decrypts a privacy-mode client identification.
+    pub fn decrypt(
+        &self,
+        enc: &pb::EncryptedClientIdentification,
+    ) -> Result<pb::ClientIdentification, Error> {
+        if enc.service_certificate_serial_number.as_deref() != Some(&self.serial[..]) {
+            return Err(Error::UnknownCertificate);
+        }
+        let privacy_key = self
+            .key
+            .decrypt_oaep_sha1(enc.encrypted_privacy_key.as_deref().unwrap_or_default())
+            .map_err(|_| Error::Decrypt)?;
+        let key: &[u8; 16] = privacy_key[..].try_into().map_err(|_| Error::Decrypt)?;
+        let iv: &[u8; 16] = enc
+            .encrypted_client_id_iv
+            .as_deref()
+            .unwrap_or_default()
+            .try_into()
+            .map_err(|_| Error::Decrypt)?;
+        let clear = aes128_cbc_decrypt(
+            key,
+            iv,
+            enc.encrypted_client_id.as_deref().unwrap_or_default(),
+        )
+        .map_err(|_| Error::Decrypt)?;
+        pb::ClientIdentification::decode(&clear[..]).map_err(|_| Error::Decrypt)
+    }
+}
