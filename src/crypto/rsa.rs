@@ -238,16 +238,15 @@ mod tests {
 
         let pem = key.to_pem().unwrap();
         let again = RsaPrivateKey::from_pem(&pem).unwrap();
-        assert!(public.verify_pss(
-            PssHash::Sha1,
-            b"x",
-            &again.sign_pss_sha1(b"x").unwrap()
-        ));
+        assert!(public.verify_pss(PssHash::Sha1, b"x", &again.sign_pss_sha1(b"x").unwrap()));
     }
 
     #[test]
     fn small_and_garbage_keys_are_refused() {
-        let small = Rsa::generate(1024).unwrap().public_key_to_der_pkcs1().unwrap();
+        let small = Rsa::generate(1024)
+            .unwrap()
+            .public_key_to_der_pkcs1()
+            .unwrap();
         assert!(RsaPublicKey::from_pkcs1_der(&small).is_err());
         assert!(RsaPublicKey::from_pkcs1_der(b"\x30\x03\x02\x01\x01").is_err());
         assert!(RsaPublicKey::from_pkcs1_der(b"").is_err());

@@ -67,7 +67,10 @@ mod tests {
     fn cbc_round_trips_and_pads() {
         let ct = aes128_cbc_encrypt(&[1; 16], &[2; 16], &[3; 16]);
         assert_eq!(ct.len(), 32);
-        assert_eq!(&aes128_cbc_decrypt(&[1; 16], &[2; 16], &ct).unwrap()[..], &[3; 16]);
+        assert_eq!(
+            &aes128_cbc_decrypt(&[1; 16], &[2; 16], &ct).unwrap()[..],
+            &[3; 16]
+        );
         assert!(aes128_cbc_decrypt(&[1; 16], &[2; 16], &ct[..31]).is_err());
         // NIST SP 800-38A F.2.1 CBC-AES128 first block.
         let key: [u8; 16] = hex("2b7e151628aed2a6abf7158809cf4f3c").try_into().unwrap();

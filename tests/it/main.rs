@@ -8,6 +8,8 @@ mod binary;
 mod clearkey;
 mod failure;
 mod hls;
+mod interop;
 mod keyapi;
 mod ops;
 mod support;
+mod widevine;

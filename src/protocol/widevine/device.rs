@@ -125,7 +125,11 @@ impl Trust {
     }
 
     /// Verifies the device certificate of a client identification at time `now`.
-    pub fn verify(&self, client: &pb::ClientIdentification, now: u64) -> Result<Arc<Device>, Error> {
+    pub fn verify(
+        &self,
+        client: &pb::ClientIdentification,
+        now: u64,
+    ) -> Result<Arc<Device>, Error> {
         if client.r#type() != pb::client_identification::TokenType::DrmDeviceCertificate {
             return Err(Error::NoCertificate);
         }
@@ -225,9 +229,7 @@ pub fn verify_chain(token: &[u8], roots: &[RsaPublicKey]) -> Result<Device, Erro
 }
 
 fn check_structure(certs: &[pb::DrmCertificate]) -> Result<Device, Error> {
-    let (leaf, parents) = certs
-        .split_first()
-        .ok_or(Error::Structure("empty chain"))?;
+    let (leaf, parents) = certs.split_first().ok_or(Error::Structure("empty chain"))?;
     if leaf.r#type() != CertType::Device {
         return Err(Error::Structure("the leaf is not a DEVICE certificate"));
     }
@@ -237,7 +239,9 @@ fn check_structure(certs: &[pb::DrmCertificate]) -> Result<Device, Error> {
         ));
     }
     if parents.iter().any(|c| c.r#type() != CertType::DeviceModel) {
-        return Err(Error::Structure("an intermediate is not a DEVICE_MODEL certificate"));
+        return Err(Error::Structure(
+            "an intermediate is not a DEVICE_MODEL certificate",
+        ));
     }
     let system_id = leaf
         .system_id

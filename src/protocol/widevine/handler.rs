@@ -166,7 +166,11 @@ pub async fn handle(app: &App, req: Request<Body>, ctx: &mut Ctx) -> Response<Fu
     }
 }
 
-async fn serve(app: &App, req: Request<Body>, ctx: &mut Ctx) -> Result<Response<Full<Bytes>>, Error> {
+async fn serve(
+    app: &App,
+    req: Request<Body>,
+    ctx: &mut Ctx,
+) -> Result<Response<Full<Bytes>>, Error> {
     let wv = app.widevine.as_deref().ok_or(Error::NotConfigured)?;
     let (parts, body) = req.into_parts();
     let token = body::bearer(&parts.headers);
@@ -242,7 +246,10 @@ async fn new_license(
     protection_scheme: Option<u32>,
 ) -> Result<Response<Full<Bytes>>, Error> {
     let decrypted;
-    let client = match (&request.request.client_id, &request.request.encrypted_client_id) {
+    let client = match (
+        &request.request.client_id,
+        &request.request.encrypted_client_id,
+    ) {
         (Some(c), _) => c,
         (None, Some(enc)) => {
             let service = wv
@@ -276,9 +283,7 @@ async fn new_license(
     grant.keys.retain(|k| {
         let ok = policy::hdcp_supported(max_hdcp, ent.policy.required_hdcp(k.meta.track));
         if !ok {
-            grant
-                .omitted
-                .push((k.meta.kid, Omission::OutputProtection));
+            grant.omitted.push((k.meta.kid, Omission::OutputProtection));
         }
         ok
     });

@@ -235,8 +235,10 @@ mod tests {
             .unwrap();
         let client = derive_keys(&session[..].try_into().unwrap(), request_msg);
         let msg = signed.msg.unwrap();
-        assert!(HmacKey::new(HmacAlg::Sha256, &client.mac_server[..])
-            .verify(&msg, signed.signature.as_deref().unwrap()));
+        assert!(
+            HmacKey::new(HmacAlg::Sha256, &client.mac_server[..])
+                .verify(&msg, signed.signature.as_deref().unwrap())
+        );
         let license = pb::License::decode(&msg[..]).unwrap();
         assert_eq!(license.key.len(), 2);
         let c = &license.key[0];
@@ -250,8 +252,10 @@ mod tests {
 
         let mut tampered = msg.clone();
         tampered[3] ^= 1;
-        assert!(!HmacKey::new(HmacAlg::Sha256, &client.mac_server[..])
-            .verify(&tampered, signed.signature.as_deref().unwrap()));
+        assert!(
+            !HmacKey::new(HmacAlg::Sha256, &client.mac_server[..])
+                .verify(&tampered, signed.signature.as_deref().unwrap())
+        );
         assert!(verify_client_signature(
             &client.mac_client,
             b"renewal",

@@ -54,8 +54,8 @@ pub enum Error {
 pub enum Incoming {
     /// `SignedMessage{type=SERVICE_CERTIFICATE_REQUEST}` (the two bytes `08 04`).
     ServiceCertificateRequest,
-    /// A signed `LicenseRequest`.
-    License(SignedRequest),
+    /// A signed `LicenseRequest` (boxed: it is large and the other variant is empty).
+    License(Box<SignedRequest>),
 }
 
 /// A licence request and the exact bytes it was decoded from.
@@ -128,11 +128,11 @@ pub fn parse(body: &[u8]) -> Result<Incoming, Error> {
                 .ok_or(Error::Missing("SignedMessage.signature"))?;
             let request = pb::LicenseRequest::decode(&msg[..])
                 .map_err(|_| Error::Protobuf("the LicenseRequest"))?;
-            Ok(Incoming::License(SignedRequest {
+            Ok(Incoming::License(Box::new(SignedRequest {
                 msg,
                 signature,
                 request,
-            }))
+            })))
         }
         Some(t) => Err(Error::MessageType(t)),
         None => Err(Error::Missing("SignedMessage.type")),
@@ -151,12 +151,14 @@ pub fn content(request: &pb::LicenseRequest, max_kids: usize) -> Result<Content,
         ContentIdVariant::WidevinePsshData(p) => {
             let mut scheme = None;
             for data in &p.pssh_data {
-                scheme = scheme.or(kids.from_pssh_data(data)?);
+                scheme = scheme.or(kids.add_pssh_data(data)?);
             }
             (p.license_type, p.request_id.clone(), scheme)
         }
         ContentIdVariant::InitData(i) => {
-            if i.init_data_type() == pb::license_request::content_identification::init_data::InitDataType::Webm {
+            if i.init_data_type()
+                == pb::license_request::content_identification::init_data::InitDataType::Webm
+            {
                 kids.push(i.init_data.as_deref().unwrap_or_default())?;
                 (i.license_type, i.request_id.clone(), None)
             } else {
@@ -164,7 +166,7 @@ pub fn content(request: &pb::LicenseRequest, max_kids: usize) -> Result<Content,
                 let mut scheme = None;
                 for b in PsshBoxes(data) {
                     let b = b?;
-                    scheme = scheme.or(kids.from_box(&b)?);
+                    scheme = scheme.or(kids.add_box(&b)?);
                 }
                 (i.license_type, i.request_id.clone(), scheme)
             }
@@ -213,11 +215,11 @@ impl Kids {
 
     /// One `pssh_data` entry: the `WidevinePsshData` of a PSSH box (what CDMs send), or,
     /// leniently, whole PSSH boxes (what some players pass through from the init segment).
-    fn from_pssh_data(&mut self, data: &[u8]) -> Result<Option<u32>, Error> {
+    fn add_pssh_data(&mut self, data: &[u8]) -> Result<Option<u32>, Error> {
         if data.len() >= 8 && &data[4..8] == b"pssh" {
             let mut scheme = None;
             for b in PsshBoxes(data) {
-                scheme = scheme.or(self.from_box(&b?)?);
+                scheme = scheme.or(self.add_box(&b?)?);
             }
             return Ok(scheme);
         }
@@ -232,14 +234,14 @@ impl Kids {
         Ok(wv.protection_scheme)
     }
 
-    fn from_box(&mut self, b: &PsshBox<'_>) -> Result<Option<u32>, Error> {
+    fn add_box(&mut self, b: &PsshBox<'_>) -> Result<Option<u32>, Error> {
         if b.system_id == WIDEVINE_SYSTEM_ID {
             if !b.kids.is_empty() {
                 for kid in b.kids.chunks_exact(16) {
                     self.push(kid)?;
                 }
             }
-            return self.from_pssh_data(b.data);
+            return self.add_pssh_data(b.data);
         }
         if b.system_id == COMMON_SYSTEM_ID {
             for kid in b.kids.chunks_exact(16) {
@@ -449,7 +451,9 @@ mod tests {
             ..Default::default()
         }));
         assert_eq!(content(&r, 8).unwrap_err(), Error::BadKid(15));
-        let r = request(ContentIdVariant::WidevinePsshData(WidevinePsshData::default()));
+        let r = request(ContentIdVariant::WidevinePsshData(
+            WidevinePsshData::default(),
+        ));
         assert_eq!(content(&r, 8).unwrap_err(), Error::NoKids);
         assert_eq!(
             content(&pb::LicenseRequest::default(), 8).unwrap_err(),

@@ -66,10 +66,7 @@ impl Setup {
                 )
             })?);
         }
-        let service = match (
-            &cfg.service_certificate_file,
-            &cfg.service_private_key_file,
-        ) {
+        let service = match (&cfg.service_certificate_file, &cfg.service_private_key_file) {
             (Some(cert), Some(key)) => {
                 let cert_bytes =
                     std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;

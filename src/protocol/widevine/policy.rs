@@ -112,7 +112,10 @@ mod tests {
             Some(HdcpVersion::HdcpNoDigitalOutput),
             Hdcp::NoDigitalOutput
         ));
-        assert!(!hdcp_supported(Some(HdcpVersion::HdcpV23), Hdcp::NoDigitalOutput));
+        assert!(!hdcp_supported(
+            Some(HdcpVersion::HdcpV23),
+            Hdcp::NoDigitalOutput
+        ));
     }
 
     #[test]
@@ -126,13 +129,23 @@ mod tests {
             ..Policy::default()
         };
         let w = license_policy(&p, false);
-        assert_eq!(w.can_persist, Some(false), "streaming licences never persist");
+        assert_eq!(
+            w.can_persist,
+            Some(false),
+            "streaming licences never persist"
+        );
         assert_eq!(w.license_duration_seconds, Some(3600));
         assert_eq!(w.renewal_delay_seconds, Some(300));
         assert_eq!(w.renewal_retry_interval_seconds, Some(60));
         assert!(license_policy(&p, true).can_persist.unwrap());
         let none = license_policy(&Policy::default(), false);
-        assert_eq!((none.can_renew, none.renewal_server_url), (Some(false), None));
-        assert_eq!(required_protection(&Policy::default(), Some(TrackType::Hd)), None);
+        assert_eq!(
+            (none.can_renew, none.renewal_server_url),
+            (Some(false), None)
+        );
+        assert_eq!(
+            required_protection(&Policy::default(), Some(TrackType::Hd)),
+            None
+        );
     }
 }

@@ -107,7 +107,9 @@ impl Root {
         let parsed = pb::SignedDrmCertificate::decode(&cert[..])
             .ok()
             .and_then(|s| pb::DrmCertificate::decode(s.drm_certificate?.as_slice()).ok())
-            .ok_or_else(|| Error::Invalid(format!("{}: not a DRM certificate", files::ROOT_CERT)))?;
+            .ok_or_else(|| {
+                Error::Invalid(format!("{}: not a DRM certificate", files::ROOT_CERT))
+            })?;
         if parsed.public_key != Some(key.public_key()?.to_pkcs1_der()?) {
             return Err(Error::Invalid(format!(
                 "{} does not match {}",
@@ -130,7 +132,11 @@ impl Root {
         let (service_key, service_cert) = root.service_certificate(provider_id, now)?;
         write(&dir.join(files::ROOT_KEY), &root.key.to_pem()?, true)?;
         write(&dir.join(files::ROOT_CERT), &root.cert, false)?;
-        write(&dir.join(files::ROOT_PUBLIC), &root.key.public_key()?.to_pem()?, false)?;
+        write(
+            &dir.join(files::ROOT_PUBLIC),
+            &root.key.public_key()?.to_pem()?,
+            false,
+        )?;
         write(&dir.join(files::SERVICE_KEY), &service_key.to_pem()?, true)?;
         write(&dir.join(files::SERVICE_CERT), &service_cert, false)?;
         Ok(root)
@@ -164,7 +170,12 @@ impl Root {
             None,
         )?;
         let key = RsaPrivateKey::generate(2048)?;
-        let mut leaf = cert(CertType::Device, &key.public_key()?, now, Some(opts.system_id))?;
+        let mut leaf = cert(
+            CertType::Device,
+            &key.public_key()?,
+            now,
+            Some(opts.system_id),
+        )?;
         if opts.expires_at != 0 {
             leaf.expiration_time_seconds = Some(opts.expires_at as u32);
         }
