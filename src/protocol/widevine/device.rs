@@ -270,3 +270,174 @@ fn check_structure(certs: &[pb::DrmCertificate]) -> Result<Device, Error> {
         expires_at,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::rsa::RsaPrivateKey;
+    use crate::protocol::widevine::provision::{DeviceOptions, Root};
+    use std::sync::OnceLock;
+
+    fn root() -> &'static Root {
+        static ROOT: OnceLock<Root> = OnceLock::new();
+        ROOT.get_or_init(|| Root::generate(1_700_000_000).unwrap())
+    }
+
+    fn trust(cfg: impl FnOnce(&mut TrustConfig)) -> Trust {
+        let mut c = TrustConfig {
+            roots: vec![root().key.public_key().unwrap()],
+            revoked_serials: HashSet::new(),
+            revoked_system_ids: HashSet::new(),
+            levels: HashMap::new(),
+            default_level: SecurityLevel::SwSecureDecode,
+        };
+        cfg(&mut c);
+        Trust::new(c, 2)
+    }
+
+    fn client(expires_at: u64) -> pb::ClientIdentification {
+        let d = root()
+            .device(
+                &DeviceOptions {
+                    system_id: 7,
+                    max_hdcp: pb::client_identification::client_capabilities::HdcpVersion::HdcpNone,
+                    expires_at,
+                },
+                1_700_000_000,
+            )
+            .unwrap();
+        pb::ClientIdentification::decode(&d.client_id[..]).unwrap()
+    }
+
+    fn signed(
+        key: &RsaPrivateKey,
+        cert: &pb::DrmCertificate,
+        signer: Option<pb::SignedDrmCertificate>,
+    ) -> pb::SignedDrmCertificate {
+        let body = cert.encode_to_vec();
+        pb::SignedDrmCertificate {
+            signature: Some(key.sign_pss_sha1(&body).unwrap()),
+            drm_certificate: Some(body),
+            signer: signer.map(Box::new),
+            hash_algorithm: None,
+        }
+    }
+
+    fn cert(t: CertType, key: &RsaPrivateKey, system_id: u32) -> pb::DrmCertificate {
+        pb::DrmCertificate {
+            r#type: Some(t as i32),
+            serial_number: Some(vec![t as u8; 16]),
+            public_key: Some(key.public_key().unwrap().to_pkcs1_der().unwrap()),
+            system_id: Some(system_id),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn chains_verify_then_come_from_the_cache_with_revocation_and_expiry_rechecked() {
+        let c = client(1_800_000_000);
+        let t = trust(|_| {});
+        let d = t.verify(&c, 1_700_000_000).unwrap();
+        assert_eq!(
+            (d.system_id, d.serials.len(), d.expires_at),
+            (7, 2, 1_800_000_000)
+        );
+        assert_eq!(t.level(&d), SecurityLevel::SwSecureDecode);
+        assert!(
+            Arc::ptr_eq(&d, &t.verify(&c, 1_700_000_000).unwrap()),
+            "cached"
+        );
+        assert_eq!(t.verify(&c, 1_800_000_000).unwrap_err(), Error::Expired);
+
+        let serial = d.serials[0].clone();
+        let t = trust(|c| {
+            c.revoked_serials.insert(serial);
+        });
+        assert_eq!(
+            t.verify(&c, 0).unwrap_err(),
+            Error::Revoked("certificate serial number")
+        );
+        let t = trust(|c| {
+            c.revoked_system_ids.insert(7);
+            c.levels.insert(7, SecurityLevel::HwSecureAll);
+        });
+        assert_eq!(t.verify(&c, 0).unwrap_err(), Error::Revoked("system id"));
+        assert_eq!(t.level(&d), SecurityLevel::HwSecureAll);
+        let t =
+            trust(|c| c.roots = vec![RsaPrivateKey::generate(2048).unwrap().public_key().unwrap()]);
+        assert_eq!(t.verify(&c, 0).unwrap_err(), Error::UntrustedRoot);
+    }
+
+    #[test]
+    fn structure_is_enforced() {
+        let r = &root().key;
+        let model_key = RsaPrivateKey::generate(2048).unwrap();
+        let dev_key = RsaPrivateKey::generate(2048).unwrap();
+        let roots = [r.public_key().unwrap()];
+        let model = signed(r, &cert(CertType::DeviceModel, &model_key, 7), None);
+
+        // A device signed directly by the root, with no model certificate.
+        let direct = signed(r, &cert(CertType::Device, &dev_key, 7), None).encode_to_vec();
+        assert!(matches!(
+            verify_chain(&direct, &roots),
+            Err(Error::Structure(_))
+        ));
+        // The system id changes along the chain.
+        let other = signed(
+            &model_key,
+            &cert(CertType::Device, &dev_key, 8),
+            Some(model.clone()),
+        );
+        assert!(matches!(
+            verify_chain(&other.encode_to_vec(), &roots),
+            Err(Error::Structure(_))
+        ));
+        // The leaf is not a DEVICE.
+        let svc = signed(
+            &model_key,
+            &cert(CertType::Service, &dev_key, 7),
+            Some(model.clone()),
+        );
+        assert!(matches!(
+            verify_chain(&svc.encode_to_vec(), &roots),
+            Err(Error::Structure(_))
+        ));
+        // An ECC leaf (the key type this server cannot wrap to).
+        let mut ecc = cert(CertType::Device, &dev_key, 7);
+        ecc.algorithm = Some(pb::drm_certificate::Algorithm::EccSecp256r1 as i32);
+        let ecc = signed(&model_key, &ecc, Some(model.clone()));
+        assert_eq!(
+            verify_chain(&ecc.encode_to_vec(), &roots).unwrap_err(),
+            Error::Key
+        );
+        // Too deep: models signing models.
+        let mut chain = model.clone();
+        for _ in 0..4 {
+            chain = signed(
+                &model_key,
+                &cert(CertType::DeviceModel, &model_key, 7),
+                Some(chain),
+            );
+        }
+        let deep = signed(
+            &model_key,
+            &cert(CertType::Device, &dev_key, 7),
+            Some(chain),
+        );
+        assert_eq!(
+            verify_chain(&deep.encode_to_vec(), &roots).unwrap_err(),
+            Error::TooDeep
+        );
+        // The good chain, for contrast.
+        let good = signed(
+            &model_key,
+            &cert(CertType::Device, &dev_key, 7),
+            Some(model),
+        );
+        assert!(verify_chain(&good.encode_to_vec(), &roots).is_ok());
+        assert_eq!(
+            verify_chain(b"\xff\xff", &roots).unwrap_err(),
+            Error::Malformed
+        );
+    }
+}

@@ -198,3 +198,68 @@ impl Widevine {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_state_round_trips_and_is_bound_to_the_master_key() {
+        let setup = || {
+            Setup::load(&WidevineConfig::default(), true)
+                .unwrap()
+                .unwrap()
+        };
+        let ring = crate::keyring::Keyring::new(crate::keyring::MasterKey::from_bytes([1; 32]));
+        let wv = Widevine::new(setup(), &ring);
+        let state = SessionState {
+            tenant: 3,
+            offline: true,
+            issued_at: 99,
+            mac_client: Zeroizing::new([7; 32]),
+            mac_server: Zeroizing::new([8; 32]),
+            kids: vec![KeyId::from_bytes([1; 16]), KeyId::from_bytes([2; 16])],
+        };
+        let sealed = wv.seal_session(&state).unwrap();
+        let back = wv.open_session(&sealed).unwrap();
+        assert_eq!((back.tenant, back.offline, back.issued_at), (3, true, 99));
+        assert_eq!((*back.mac_client, *back.mac_server), ([7; 32], [8; 32]));
+        assert_eq!(back.kids, state.kids);
+        let other = crate::keyring::Keyring::new(crate::keyring::MasterKey::from_bytes([2; 32]));
+        assert!(
+            Widevine::new(setup(), &other)
+                .open_session(&sealed)
+                .is_none()
+        );
+        assert!(wv.open_session(&sealed[..sealed.len() - 1]).is_none());
+        assert!(wv.open_session(b"").is_none());
+    }
+
+    #[test]
+    fn configuration_errors_are_reported() {
+        assert!(
+            Setup::load(&WidevineConfig::default(), false)
+                .unwrap()
+                .is_none()
+        );
+        let cfg = WidevineConfig {
+            roots: vec!["/nonexistent/root.pem".into()],
+            ..Default::default()
+        };
+        assert!(
+            Setup::load(&cfg, false)
+                .unwrap_err()
+                .contains("/nonexistent/root.pem")
+        );
+        let cfg = WidevineConfig {
+            revoked_serials: vec!["xyz".into()],
+            ..Default::default()
+        };
+        assert!(Setup::load(&cfg, true).unwrap_err().contains("not hex"));
+        let cfg = WidevineConfig {
+            service_certificate_file: Some("/x".into()),
+            ..Default::default()
+        };
+        assert!(Setup::load(&cfg, true).unwrap_err().contains("go together"));
+    }
+}

@@ -101,3 +101,61 @@ impl ServiceIdentity {
         pb::ClientIdentification::decode(&clear[..]).map_err(|_| Error::Decrypt)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::symmetric::aes128_cbc_encrypt;
+    use crate::protocol::widevine::provision::Root;
+
+    #[test]
+    fn privacy_mode_round_trip_and_refusals() {
+        let root = Root::generate(1).unwrap();
+        let (key, cert) = root.service_certificate("acme", 1).unwrap();
+        let other = RsaPrivateKey::generate(2048).unwrap();
+        assert!(
+            ServiceIdentity::new(cert.clone(), other).is_err(),
+            "mismatched key"
+        );
+        let service = ServiceIdentity::new(cert.clone(), key).unwrap();
+        assert_eq!(service.provider_id(), "acme");
+
+        // The client side (drm-interop.md §1.5), from the certificate the server hands out.
+        let answer = pb::SignedMessage::decode(service.response()).unwrap();
+        let signed = pb::SignedDrmCertificate::decode(answer.msg.as_deref().unwrap()).unwrap();
+        let body = pb::DrmCertificate::decode(signed.drm_certificate.as_deref().unwrap()).unwrap();
+        let public =
+            crate::crypto::rsa::RsaPublicKey::from_pkcs1_der(body.public_key.as_deref().unwrap())
+                .unwrap();
+        let client_id = pb::ClientIdentification {
+            token: Some(b"chain".to_vec()),
+            ..Default::default()
+        };
+        let (privacy_key, iv) = ([5u8; 16], [6u8; 16]);
+        let enc = pb::EncryptedClientIdentification {
+            provider_id: body.provider_id.clone(),
+            service_certificate_serial_number: body.serial_number.clone(),
+            encrypted_client_id: Some(aes128_cbc_encrypt(
+                &privacy_key,
+                &iv,
+                &client_id.encode_to_vec(),
+            )),
+            encrypted_client_id_iv: Some(iv.to_vec()),
+            encrypted_privacy_key: Some(public.encrypt_oaep_sha1(&privacy_key).unwrap()),
+        };
+        assert_eq!(service.decrypt(&enc).unwrap(), client_id);
+
+        let mut wrong_serial = enc.clone();
+        wrong_serial.service_certificate_serial_number = Some(vec![0; 16]);
+        assert_eq!(
+            service.decrypt(&wrong_serial).unwrap_err(),
+            Error::UnknownCertificate
+        );
+        let mut bad_key = enc.clone();
+        bad_key.encrypted_privacy_key.as_mut().unwrap()[10] ^= 1;
+        assert_eq!(service.decrypt(&bad_key).unwrap_err(), Error::Decrypt);
+        let mut bad_iv = enc;
+        bad_iv.encrypted_client_id_iv = Some(vec![0; 15]);
+        assert_eq!(service.decrypt(&bad_iv).unwrap_err(), Error::Decrypt);
+    }
+}
