@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# ClearKey licence throughput vs a bare hyper endpoint, measured in one run on this machine.
+# Licence throughput, measured in one run on this machine, against a reference in the same run.
 #
-#   load-tests/run.sh            (DURATION=8 CONNECTIONS=50 TOKENS=900000 to tune)
+#   load-tests/run.sh [clearkey|widevine|all]     (default all)
+#   DURATION=8 CONNECTIONS=50 TOKENS=900000 to tune
+#
+# clearkey: POST /clearkey/license vs a bare hyper endpoint (load-tests/baseline.rs) on the
+#   same core with the same wrk script. Target ratio >= 0.75.
+# widevine: POST /widevine/license with pre-made challenges (load-tests/wv_challenge.rs, a
+#   device from `tessera devices widevine`), warm device-chain and key caches, vs the
+#   per-licence crypto floor measured by load-tests/floor in the same run (the fastest
+#   implementation of each step available from the registries, or Tessera's if faster).
+#   Target ratio >= 0.6.
 #
 # Tessera runs in dev mode (embedded store, audit trail on, HS256 tokens) pinned to CPU 0;
-# wrk runs pinned to CPU 1 and sends a DIFFERENT token on every request, as real viewers do,
-# for a warm cache (keys created beforehand, one warm-up request). The baseline is
-# load-tests/baseline.rs on the same core with the same wrk script. Prints licences/s,
-# p50/p99 and the ratio. Bounded: two runs of DURATION seconds on 127.0.0.1, then it stops.
+# wrk runs pinned to CPU 1 and sends a DIFFERENT token on every request, as real viewers do.
+# Bounded: each wrk run lasts DURATION seconds on 127.0.0.1, then everything stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+SCENARIO=${1:-all}
 DURATION=${DURATION:-8}
 CONNECTIONS=${CONNECTIONS:-50}
 TOKENS=${TOKENS:-900000}
@@ -26,10 +34,12 @@ NCPU=$(nproc)
 SERVER_CPU=0
 CLIENT_CPU=$(( NCPU > 1 ? 1 : 0 ))
 
-cargo build --release --quiet --bin tessera --example baseline
+cargo build --release --quiet --bin tessera --example baseline --example wv_challenge
 BIN=target/release/tessera
 OUT=load-tests/out
 mkdir -p "$OUT"
+: >"$OUT/wrk.log"
+: >"$OUT/result.txt"
 WORK=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
@@ -37,53 +47,90 @@ trap cleanup EXIT
 
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0; sleep 0.1; done; echo "nothing listening on $1" >&2; return 1; }
 
-# --- Tessera ---------------------------------------------------------------------------
-TESSERA_LOG_LEVEL=warn taskset -c $SERVER_CPU "$BIN" serve --data-dir "$WORK/data" \
-  --public-addr $PUB --internal-addr $INT >"$WORK/tessera.out" 2>"$WORK/tessera.err" &
-pids+=($!)
-wait_port $PUB
-KEYS_JSON=$("$BIN" keys --server "http://$INT" create --content-id bench-movie --track SD --track HD --track AUDIO)
-KIDS=$(python3 -c '
+start_tessera() {
+  rm -rf "$WORK/data"
+  TESSERA_LOG_LEVEL=warn taskset -c $SERVER_CPU "$BIN" serve --data-dir "$WORK/data" \
+    --public-addr $PUB --internal-addr $INT >"$WORK/tessera.out" 2>"$WORK/tessera.err" &
+  TESSERA_PID=$!
+  pids+=($TESSERA_PID)
+  wait_port $PUB
+  KEYS_JSON=$("$BIN" keys --server "http://$INT" create --content-id bench-movie --track SD --track HD --track AUDIO)
+  if [ ! -s "$WORK/tokens.txt" ]; then
+    echo "minting $TOKENS distinct HS256 entitlement tokens..." >&2
+    "$BIN" token --tenant demo --content-id bench-movie --ttl 3600 --count "$TOKENS" >"$WORK/tokens.txt"
+  fi
+}
+
+stop_tessera() { kill "$TESSERA_PID"; wait "$TESSERA_PID" 2>/dev/null || true; }
+
+# run_wrk SCRIPT URL [ENV=VALUE...]
+run_wrk() {
+  local script=$1 url=$2; shift 2
+  env TOKENS="$WORK/tokens.txt" "$@" taskset -c $CLIENT_CPU \
+    wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$script" "$url" | tee -a "$OUT/wrk.log" | grep '^RESULT'
+}
+
+report() { # report NAME RESULT REFERENCE_NAME REFERENCE_RPS TARGET METRICS
+  python3 - "$@" <<'PY' | tee -a "$OUT/result.txt"
+import sys
+name, line, ref_name, ref_rps, target, metrics = sys.argv[1:7]
+r = {k: int(v) for k, v in (f.split("=") for f in line.split()[1:])}
+rps = r["requests"] / (r["duration_us"] / 1e6)
+ref = float(ref_rps)
+print(f"{name:<30}{rps:>10.0f} req/s  p50 {r['p50_us']} us  p99 {r['p99_us']} us  errors {r['errors']}")
+print(f"{ref_name:<30}{ref:>10.0f} req/s")
+print(f"ratio: {rps / ref:.3f}  (target >= {target})")
+print("server metrics: " + " ".join(metrics.split()))
+if r["errors"]:
+    sys.exit(f"{name}: tessera answered errors under load")
+PY
+}
+
+rps_of() { python3 -c 'import sys; r={k:int(v) for k,v in (f.split("=") for f in sys.argv[1].split()[1:])}; print(r["requests"]/(r["duration_us"]/1e6))' "$1"; }
+
+if [ "$SCENARIO" = clearkey ] || [ "$SCENARIO" = all ]; then
+  start_tessera
+  KIDS=$(python3 -c '
 import base64, json, sys, uuid
 keys = json.loads(sys.argv[1])["keys"]
 print(json.dumps([base64.urlsafe_b64encode(uuid.UUID(k["kid"]).bytes).decode().rstrip("=") for k in keys]))' "$KEYS_JSON")
-echo "minting $TOKENS distinct HS256 entitlement tokens..." >&2
-"$BIN" token --tenant demo --content-id bench-movie --ttl 3600 --count "$TOKENS" >"$WORK/tokens.txt"
-first=$(head -1 "$WORK/tokens.txt")
-status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$PUB/clearkey/license" \
-  -H "Authorization: Bearer $first" -d "{\"kids\":$KIDS}")
-[ "$status" = 200 ] || { echo "warm-up licence failed: HTTP $status" >&2; exit 1; }
+  first=$(head -1 "$WORK/tokens.txt")
+  status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$PUB/clearkey/license" \
+    -H "Authorization: Bearer $first" -d "{\"kids\":$KIDS}")
+  [ "$status" = 200 ] || { echo "warm-up licence failed: HTTP $status" >&2; exit 1; }
+  echo "== tessera /clearkey/license ==" >&2
+  T=$(run_wrk load-tests/clearkey.lua "http://$PUB/clearkey/license" KIDS="$KIDS")
+  METRICS=$(curl -s "http://$INT/metrics" | grep -E '^tessera_(licenses_issued_total\{protocol="clearkey"\}|key_cache_(hits|misses)_total)')
+  stop_tessera
+  taskset -c $SERVER_CPU target/release/examples/baseline $BASE >/dev/null &
+  BASE_PID=$!
+  pids+=($BASE_PID)
+  wait_port $BASE
+  echo "== bare hyper baseline ==" >&2
+  B=$(run_wrk load-tests/clearkey.lua "http://$BASE/" KIDS='[]')
+  kill "$BASE_PID"; wait "$BASE_PID" 2>/dev/null || true
+  report "tessera clearkey licence" "$T" "bare hyper baseline" "$(rps_of "$B")" 0.75 "$METRICS"
+fi
 
-run_wrk() {
-  TOKENS="$WORK/tokens.txt" KIDS="$KIDS" taskset -c $CLIENT_CPU \
-    wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s load-tests/clearkey.lua "$1" | tee -a "$OUT/wrk.log" | grep '^RESULT'
-}
-: >"$OUT/wrk.log"
-echo "== tessera /clearkey/license ==" >&2
-T=$(run_wrk "http://$PUB/clearkey/license")
-METRICS=$(curl -s "http://$INT/metrics" | grep -E '^tessera_(licenses_issued_total\{protocol="clearkey"\}|key_cache_(hits|misses)_total)')
-kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
-
-# --- bare hyper baseline ---------------------------------------------------------------
-taskset -c $SERVER_CPU target/release/examples/baseline $BASE >/dev/null &
-pids+=($!)
-wait_port $BASE
-echo "== bare hyper baseline ==" >&2
-B=$(run_wrk "http://$BASE/")
-
-python3 - "$T" "$B" "$TOKENS" "$METRICS" <<'PY' | tee "$OUT/result.txt"
-import sys
-def parse(line):
-    return {k: int(v) for k, v in (f.split("=") for f in line.split()[1:])}
-t, b, tokens, metrics = parse(sys.argv[1]), parse(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-rps = lambda r: r["requests"] / (r["duration_us"] / 1e6)
-print(f"{'endpoint':<28}{'req/s':>10}{'p50 us':>9}{'p99 us':>9}{'errors':>8}")
-print(f"{'tessera clearkey licence':<28}{rps(t):>10.0f}{t['p50_us']:>9}{t['p99_us']:>9}{t['errors']:>8}")
-print(f"{'bare hyper baseline':<28}{rps(b):>10.0f}{b['p50_us']:>9}{b['p99_us']:>9}{b['errors']:>8}")
-print(f"ratio tessera/baseline: {rps(t) / rps(b):.3f}  (target >= 0.75)")
-if t["requests"] > tokens:
-    print(f"note: {t['requests']} requests > {tokens} tokens: some tokens were reused; raise TOKENS")
-print("server metrics: " + " ".join(metrics.split()))
-if t["errors"]:
-    sys.exit("tessera answered errors under load")
-PY
+if [ "$SCENARIO" = widevine ] || [ "$SCENARIO" = all ]; then
+  echo "== per-licence crypto floor (load-tests/floor) ==" >&2
+  (cd load-tests/floor && cargo build --release --quiet)
+  start_tessera
+  "$BIN" devices widevine --out "$WORK/device.wvd" >/dev/null
+  KIDS=$(python3 -c 'import json,sys; print(" ".join(k["kid"] for k in json.loads(sys.argv[1])["keys"]))' "$KEYS_JSON")
+  mkdir -p "$WORK/challenges"
+  MSG=$(target/release/examples/wv_challenge "$WORK/device.wvd" "$WORK/challenges" 16 $KIDS | sed 's/msg_bytes=//')
+  first=$(head -1 "$WORK/tokens.txt")
+  LIC=$(curl -s -X POST "http://$PUB/widevine/license" -H "Authorization: Bearer $first" \
+    --data-binary @"$WORK/challenges/challenge-0.bin" -o "$WORK/license.bin" -w '%{http_code} %{size_download}')
+  [ "${LIC% *}" = 200 ] || { echo "warm-up Widevine licence failed: HTTP $LIC" >&2; exit 1; }
+  echo "== tessera /widevine/license (request $MSG B, response ${LIC#* } B, 3 keys) ==" >&2
+  W=$(run_wrk load-tests/widevine.lua "http://$PUB/widevine/license" CHALLENGES="$WORK/challenges" COUNT=16)
+  METRICS=$(curl -s "http://$INT/metrics" | grep -E '^tessera_(licenses_issued_total\{protocol="widevine"\}|key_cache_(hits|misses)_total)')
+  stop_tessera
+  # The floor on the same core the server used, with the request and licence sizes of this run.
+  FLOOR_OUT=$(taskset -c $SERVER_CPU load-tests/floor/target/release/tessera-crypto-floor "$MSG" "${LIC#* }" 3)
+  echo "$FLOOR_OUT" | tee -a "$OUT/result.txt" >&2
+  FLOOR_US=$(echo "$FLOOR_OUT" | sed -n 's/^FLOOR floor_us=\([0-9.]*\).*/\1/p')
+  report "tessera widevine licence" "$W" "crypto floor (1 core)" "$(python3 -c "print(1e6/$FLOOR_US)")" 0.6 "$METRICS"
+fi

@@ -6,7 +6,7 @@ use super::pb;
 use super::pb::license::KeyContainer;
 use super::pb::license::key_container::KeyType;
 use crate::crypto::rsa::RsaPublicKey;
-use crate::crypto::symmetric::{aes128_cbc_encrypt, aes128_cmac};
+use crate::crypto::symmetric::{aes128_cbc_encrypt, aes128_cmac_many};
 use crate::crypto::{self, HmacAlg, HmacKey};
 use crate::keyring::{ContentKey, KeyId};
 use prost::Message;
@@ -39,21 +39,29 @@ impl std::fmt::Debug for SessionKeys {
 
 /// Derives the session keys. `msg` is the exact `SignedMessage.msg` of the request.
 pub fn derive_keys(session_key: &[u8; 16], msg: &[u8]) -> SessionKeys {
-    let k = |counter: u8, label: &[u8], bits: u32| {
-        aes128_cmac(
-            session_key,
-            &[&[counter], label, &[0], msg, &bits.to_be_bytes()],
-        )
+    // The five CMAC inputs: [counter] || label || 0x00 || msg || BE32(output bits).
+    let input = |counter: u8, label: &[u8], bits: u32| {
+        let mut v = Vec::with_capacity(1 + label.len() + 1 + msg.len() + 4);
+        v.push(counter);
+        v.extend_from_slice(label);
+        v.push(0);
+        v.extend_from_slice(msg);
+        v.extend_from_slice(&bits.to_be_bytes());
+        v
     };
+    let enc = input(1, b"ENCRYPTION", 128);
+    let mac: [Vec<u8>; 4] = std::array::from_fn(|i| input(i as u8 + 1, b"AUTHENTICATION", 512));
+    let [e, s1, s2, c1, c2] =
+        aes128_cmac_many(session_key, [&enc, &mac[0], &mac[1], &mac[2], &mac[3]]);
     let mut keys = SessionKeys {
-        enc: Zeroizing::new(k(1, b"ENCRYPTION", 128)),
+        enc: Zeroizing::new(e),
         mac_server: Zeroizing::new([0; 32]),
         mac_client: Zeroizing::new([0; 32]),
     };
-    keys.mac_server[..16].copy_from_slice(&k(1, b"AUTHENTICATION", 512));
-    keys.mac_server[16..].copy_from_slice(&k(2, b"AUTHENTICATION", 512));
-    keys.mac_client[..16].copy_from_slice(&k(3, b"AUTHENTICATION", 512));
-    keys.mac_client[16..].copy_from_slice(&k(4, b"AUTHENTICATION", 512));
+    keys.mac_server[..16].copy_from_slice(&s1);
+    keys.mac_server[16..].copy_from_slice(&s2);
+    keys.mac_client[..16].copy_from_slice(&c1);
+    keys.mac_client[16..].copy_from_slice(&c2);
     keys
 }
 
