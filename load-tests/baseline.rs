@@ -5,6 +5,11 @@
 //! the runner's ratio measures.
 //!
 //! Usage: `baseline 127.0.0.1:18090`
+//!
+//! For the Widevine-style scenario, `BASELINE_WORK_US=<floor>` makes every request spin the
+//! CPU for that long (the per-licence crypto floor, measured in the same run) and
+//! `BASELINE_BODY_BYTES=<n>` sizes the answer like a licence: the ceiling an HTTP service
+//! doing exactly the floor's work reaches on this machine, network and wake-ups included.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -14,10 +19,31 @@ use std::convert::Infallible;
 
 const BODY: &str = r#"{"keys":[{"kty":"oct","kid":"NaDwL1u1i62HQ0Ph5vn1Iw","k":"Sv2iCFV7GAZI7Yve1R4jRQ"}],"type":"temporary"}"#;
 
+static WORK: std::sync::OnceLock<(std::time::Duration, Bytes)> = std::sync::OnceLock::new();
+
+fn work() -> &'static (std::time::Duration, Bytes) {
+    WORK.get_or_init(|| {
+        let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<f64>().ok());
+        let spin = std::time::Duration::from_secs_f64(var("BASELINE_WORK_US").unwrap_or(0.0) / 1e6);
+        let body = match var("BASELINE_BODY_BYTES") {
+            Some(n) => Bytes::from(vec![b'x'; n as usize]),
+            None => Bytes::from_static(BODY.as_bytes()),
+        };
+        (spin, body)
+    })
+}
+
 async fn handle(req: hyper::Request<Incoming>) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     // Read the body, as a licence endpoint must.
     let _ = req.into_body().collect().await;
-    let mut resp = hyper::Response::new(Full::new(Bytes::from_static(BODY.as_bytes())));
+    let (spin, body) = work();
+    if !spin.is_zero() {
+        let start = std::time::Instant::now();
+        while start.elapsed() < *spin {
+            std::hint::spin_loop();
+        }
+    }
+    let mut resp = hyper::Response::new(Full::new(body.clone()));
     resp.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/json"),

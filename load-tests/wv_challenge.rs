@@ -7,7 +7,11 @@
 //!
 //! Prints `msg_bytes=<size of the signed LicenseRequest>`.
 
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "a load-test tool: a failure aborts")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a load-test tool: a failure aborts"
+)]
 
 use prost::Message;
 use tessera::crypto::rsa::RsaPrivateKey;

@@ -93,5 +93,134 @@ fn keyring(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, jwt, clearkey, keyring);
+/// The Widevine-style licence, step by step, on the pieces the handler calls (no HTTP, no
+/// store): what a warm licence costs besides the token and the transport.
+fn widevine(c: &mut Criterion) {
+    use prost::Message;
+    use tessera::protocol::widevine::pb::license_request::ContentIdentification;
+    use tessera::protocol::widevine::pb::license_request::content_identification::{
+        ContentIdVariant, WidevinePsshData,
+    };
+    use tessera::protocol::widevine::{device, license, message, pb, provision};
+    let root = provision::Root::generate(1).unwrap();
+    let dev = root
+        .device(
+            &provision::DeviceOptions {
+                system_id: 7,
+                max_hdcp: pb::client_identification::client_capabilities::HdcpVersion::HdcpV22,
+                expires_at: 0,
+            },
+            1,
+        )
+        .unwrap();
+    let kids: Vec<KeyId> = (1..=3u8).map(|b| KeyId::from_bytes([b; 16])).collect();
+    let request = pb::LicenseRequest {
+        client_id: Some(pb::ClientIdentification::decode(&dev.client_id[..]).unwrap()),
+        content_id: Some(ContentIdentification {
+            content_id_variant: Some(ContentIdVariant::WidevinePsshData(WidevinePsshData {
+                pssh_data: vec![
+                    pb::WidevinePsshData {
+                        key_ids: kids.iter().map(|k| k.as_bytes().to_vec()).collect(),
+                        ..Default::default()
+                    }
+                    .encode_to_vec(),
+                ],
+                license_type: Some(1),
+                request_id: Some(vec![1; 16]),
+            })),
+        }),
+        r#type: Some(1),
+        ..Default::default()
+    };
+    let msg = request.encode_to_vec();
+    let body = pb::SignedMessage {
+        r#type: Some(1),
+        signature: Some(dev.key.sign_pss_sha1(&msg).unwrap()),
+        msg: Some(msg.clone()),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let trust = device::Trust::new(
+        device::TrustConfig {
+            roots: vec![root.key.public_key().unwrap()],
+            revoked_serials: Default::default(),
+            revoked_system_ids: Default::default(),
+            levels: Default::default(),
+            default_level: tessera::license::policy::SecurityLevel::SwSecureDecode,
+        },
+        16,
+    );
+    let parsed = || match message::parse(&body).unwrap() {
+        message::Incoming::License(r) => r,
+        message::Incoming::ServiceCertificateRequest => unreachable!(),
+    };
+    let r = parsed();
+    let client = r.request.client_id.clone().unwrap();
+    let device = trust.verify(&client, 2).unwrap();
+    let keys: Vec<ContentKey> = (1..=3u8).map(|b| ContentKey::from_bytes([b; 16])).collect();
+    let (session_key, wrapped) = license::new_session_key(&device.key).unwrap();
+    let session = license::derive_keys(&session_key, &msg);
+
+    let mut g = c.benchmark_group("widevine");
+    g.bench_function("parse request + kids", |b| {
+        b.iter(|| {
+            let r = parsed();
+            black_box(message::content(&r.request, 16).unwrap());
+        })
+    });
+    g.bench_function("device chain (cached)", |b| {
+        b.iter(|| black_box(trust.verify(&client, 2).unwrap()))
+    });
+    g.bench_function("request signature (PSS-SHA1)", |b| {
+        b.iter(|| {
+            assert!(device.key.verify_pss(
+                tessera::crypto::rsa::PssHash::Sha1,
+                black_box(&r.msg),
+                &r.signature
+            ))
+        })
+    });
+    g.bench_function("session key (OAEP-SHA1)", |b| {
+        b.iter(|| black_box(license::new_session_key(&device.key).unwrap()))
+    });
+    g.bench_function("kdf", |b| {
+        b.iter(|| black_box(license::derive_keys(&session_key, black_box(&msg))))
+    });
+    g.bench_function("build + sign licence (3 keys)", |b| {
+        b.iter(|| {
+            let entries: Vec<_> = kids
+                .iter()
+                .zip(&keys)
+                .map(|(kid, key)| license::KeyEntry {
+                    kid: *kid,
+                    key,
+                    level: pb::license::key_container::SecurityLevel::SwSecureDecode,
+                    required_protection: None,
+                    track_label: Some("SD"),
+                })
+                .collect();
+            black_box(
+                license::build(
+                    license::Params {
+                        id: pb::LicenseIdentification {
+                            request_id: Some(vec![1; 16]),
+                            session_id: Some(vec![2; 200]),
+                            ..Default::default()
+                        },
+                        policy: pb::license::Policy::default(),
+                        start_time: 1,
+                        protection_scheme: None,
+                    },
+                    &entries,
+                    &session,
+                    Some(wrapped.clone()),
+                )
+                .unwrap(),
+            )
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, jwt, clearkey, keyring, widevine);
 criterion_main!(benches);

@@ -105,12 +105,14 @@ pub fn build(
     wrapped_session_key: Option<Vec<u8>>,
 ) -> Result<Vec<u8>, Error> {
     let mut containers = Vec::with_capacity(keys.len() + 1);
-    for entry in keys {
-        let iv: [u8; 16] = crypto::random_array()?;
+    // Every IV of the licence in one draw.
+    let mut ivs = vec![[0u8; 16]; keys.len() + 1];
+    crypto::fill_random_fast(ivs.as_flattened_mut())?;
+    for (entry, iv) in keys.iter().zip(&ivs) {
         containers.push(KeyContainer {
             id: Some(entry.kid.as_bytes().to_vec()),
             iv: Some(iv.to_vec()),
-            key: Some(aes128_cbc_encrypt(&session.enc, &iv, entry.key.expose())),
+            key: Some(aes128_cbc_encrypt(&session.enc, iv, entry.key.expose())),
             r#type: Some(KeyType::Content as i32),
             level: Some(entry.level as i32),
             required_protection: entry.required_protection,
@@ -119,7 +121,7 @@ pub fn build(
         });
     }
     if wrapped_session_key.is_some() {
-        let iv: [u8; 16] = crypto::random_array()?;
+        let iv = ivs[keys.len()];
         let mut both = Zeroizing::new([0u8; 64]);
         both[..32].copy_from_slice(&session.mac_server[..]);
         both[32..].copy_from_slice(&session.mac_client[..]);
@@ -167,7 +169,8 @@ fn sign(
 pub fn new_session_key(
     device_key: &RsaPublicKey,
 ) -> Result<(Zeroizing<[u8; 16]>, Vec<u8>), crypto::Error> {
-    let key = Zeroizing::new(crypto::random_array::<16>()?);
+    let mut key = Zeroizing::new([0u8; 16]);
+    crypto::fill_random_fast(&mut key[..])?;
     let wrapped = device_key.encrypt_oaep_sha1(&key[..])?;
     Ok((key, wrapped))
 }
