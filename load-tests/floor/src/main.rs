@@ -55,7 +55,8 @@ fn main() {
     let priv_der = ossl.private_key_to_der().unwrap();
     let pub_pkcs1 = ossl.public_key_to_der_pkcs1().unwrap();
     let pkey = openssl::pkey::PKey::from_rsa(ossl).unwrap();
-    let ossl_pub = openssl::pkey::PKey::public_key_from_der(&pkey.public_key_to_der().unwrap()).unwrap();
+    let ossl_pub =
+        openssl::pkey::PKey::public_key_from_der(&pkey.public_key_to_der().unwrap()).unwrap();
 
     use openssl::hash::MessageDigest;
     use openssl::rsa::Padding;
@@ -98,7 +99,11 @@ fn main() {
     let rustcrypto_verify = time(|| rsa_vk.verify(black_box(&msg), &rsa_sig).unwrap());
     let tessera_pub = tessera::crypto::rsa::RsaPublicKey::from_pkcs1_der(&pub_pkcs1).unwrap();
     let tessera_verify = time(|| {
-        assert!(tessera_pub.verify_pss(tessera::crypto::rsa::PssHash::Sha1, black_box(&msg), &sig_sha1))
+        assert!(tessera_pub.verify_pss(
+            tessera::crypto::rsa::PssHash::Sha1,
+            black_box(&msg),
+            &sig_sha1
+        ))
     });
     rows.push((
         "RSA-2048 PSS verify",
@@ -120,17 +125,21 @@ fn main() {
         let mut out = vec![0u8; 256];
         black_box(e.encrypt(&session, &mut out).unwrap());
     });
-    let awslc_key = aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(
-        &pkey.private_key_to_pkcs8().unwrap(),
-    )
-    .unwrap()
-    .public_key();
+    let awslc_key =
+        aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&pkey.private_key_to_pkcs8().unwrap())
+            .unwrap()
+            .public_key();
     let awslc_oaep_key = aws_lc_rs::rsa::OaepPublicEncryptingKey::new(awslc_key).unwrap();
     let awslc_oaep = time(|| {
         let mut out = [0u8; 256];
         black_box(
             awslc_oaep_key
-                .encrypt(&aws_lc_rs::rsa::OAEP_SHA1_MGF1SHA1, &session, &mut out, None)
+                .encrypt(
+                    &aws_lc_rs::rsa::OAEP_SHA1_MGF1SHA1,
+                    &session,
+                    &mut out,
+                    None,
+                )
                 .unwrap(),
         );
     });
@@ -166,7 +175,8 @@ fn main() {
             black_box(m.finalize());
         }
     });
-    let ossl_cmac_key = openssl::pkey::PKey::cmac(&openssl::symm::Cipher::aes_128_cbc(), &[1; 16]).unwrap();
+    let ossl_cmac_key =
+        openssl::pkey::PKey::cmac(&openssl::symm::Cipher::aes_128_cbc(), &[1; 16]).unwrap();
     let ossl_cmac = time(|| {
         for _ in 1..=5u8 {
             let mut s = Signer::new_without_digest(&ossl_cmac_key).unwrap();
@@ -176,7 +186,10 @@ fn main() {
         }
     });
     let tessera_kdf = time(|| {
-        black_box(tessera::protocol::widevine::license::derive_keys(&[1; 16], black_box(&msg)));
+        black_box(tessera::protocol::widevine::license::derive_keys(
+            &[1; 16],
+            black_box(&msg),
+        ));
     });
     rows.push((
         "KDF: 5 x AES-CMAC",
@@ -197,7 +210,10 @@ fn main() {
         }
         black_box(cbc_enc(&[1; 16], &[2; 16]).encrypt_padded_vec_mut::<Pkcs7>(&[3u8; 64]));
     });
-    rows.push(("AES-128-CBC key containers", vec![("tessera (RustCrypto cbc)", rc_cbc)]));
+    rows.push((
+        "AES-128-CBC key containers",
+        vec![("tessera (RustCrypto cbc)", rc_cbc)],
+    ));
 
     // 5. HMAC-SHA256 over the licence.
     let ring_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[9; 32]);
@@ -216,9 +232,12 @@ fn main() {
     // Two floors: the fastest registry implementation per step (Tessera's own lock-step KDF
     // excluded, the crates it uses directly included), and the fastest of anything measured.
     // The runner divides by the lower one.
-    let own = |name: &str| name.starts_with("tessera (openssl") || name.starts_with("tessera (lock-step");
+    let own =
+        |name: &str| name.starts_with("tessera (openssl") || name.starts_with("tessera (lock-step");
     let (mut registry, mut floor, mut ours) = (0.0, 0.0, 0.0);
-    println!("per-licence crypto (request {req_len} B, licence {lic_len} B, {keys} keys), us per licence:");
+    println!(
+        "per-licence crypto (request {req_len} B, licence {lic_len} B, {keys} keys), us per licence:"
+    );
     for (step, impls) in &rows {
         let min = |it: &mut dyn Iterator<Item = f64>| it.fold(f64::INFINITY, f64::min);
         floor += min(&mut impls.iter().map(|(_, t)| *t));
