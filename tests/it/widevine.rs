@@ -805,3 +805,76 @@ async fn pywidevine_refusals() {
     let r = pywidevine(&server, &good, &token, &[&sd], &[]).await;
     assert_eq!(r["status"], 200, "{r}");
 }
+
+#[test]
+fn check_config_refuses_bad_widevine_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "roots = [\"/nonexistent/root-public.pem\"]".to_owned(),
+            "/nonexistent/root-public.pem",
+        ),
+        (
+            format!(
+                "roots = [\"{}/root-public.pem\"]\nservice_certificate_file = \"{0}/service-cert.bin\"",
+                root_dir().display()
+            ),
+            "go together",
+        ),
+        (
+            format!("roots = [\"{}/root-cert.bin\"]", root_dir().display()),
+            "not a PEM RSA public key",
+        ),
+        (
+            format!(
+                "roots = [\"{}/root-public.pem\"]\nrevoked_serials = [\"zz\"]",
+                root_dir().display()
+            ),
+            "not hex",
+        ),
+    ];
+    for (i, (widevine, expect)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("c{i}.toml"));
+        std::fs::write(
+            &path,
+            format!("{}\n[widevine]\n{widevine}\n", base_toml(dir.path())),
+        )
+        .unwrap();
+        let out = Command::new(BIN)
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{stderr}");
+        assert!(stderr.contains(expect), "{expect:?} in {stderr}");
+    }
+    // The service key file must be private.
+    let key = root_dir().join("service-key.pem");
+    let shared = dir.path().join("shared-key.pem");
+    std::fs::copy(&key, &shared).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let path = dir.path().join("shared.toml");
+    let widevine = format!(
+        "roots = [\"{d}/root-public.pem\"]\nservice_certificate_file = \"{d}/service-cert.bin\"\nservice_private_key_file = \"{}\"",
+        shared.display(),
+        d = root_dir().display()
+    );
+    std::fs::write(
+        &path,
+        format!("{}\n[widevine]\n{widevine}\n", base_toml(dir.path())),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
