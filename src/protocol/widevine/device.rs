@@ -30,7 +30,7 @@ pub enum Error {
     /// A certificate in the chain does not decode.
     #[error("a certificate in the chain is not a valid protobuf message")]
     Malformed,
-    /// More certificates than [`MAX_DEPTH`].
+    /// More certificates than the depth limit (4).
     #[error("the certificate chain is longer than {MAX_DEPTH}")]
     TooDeep,
     /// A certificate has the wrong type for its position, or lacks a field.
