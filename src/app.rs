@@ -229,7 +229,13 @@ impl App {
         );
         let widevine = crate::protocol::widevine::Setup::load(&config.widevine, config.dev_mode)
             .map_err(|e| Error::Startup(format!("widevine: {e}")))?
-            .map(|setup| Arc::new(crate::protocol::widevine::Widevine::new(setup, &keyring)));
+            .map(|setup| {
+                Arc::new(crate::protocol::widevine::Widevine::new(
+                    setup,
+                    &keyring,
+                    config.widevine.session_max_age_secs,
+                ))
+            });
         let (phase, _) = watch::channel(Phase::Starting);
         Ok(Arc::new(Self {
             cache: KeyCache::new(config.storage.key_cache_capacity),

@@ -156,7 +156,9 @@ fn widevine(c: &mut Criterion) {
     };
     let r = parsed();
     let client = r.request.client_id.clone().unwrap();
-    let device = trust.verify(&client, 2).unwrap();
+    let verified = trust.verify(&client, 2).unwrap();
+    trust.remember(&verified);
+    let device = verified.device.clone();
     let keys: Vec<ContentKey> = (1..=3u8).map(|b| ContentKey::from_bytes([b; 16])).collect();
     let (session_key, wrapped) = license::new_session_key(&device.key).unwrap();
     let session = license::derive_keys(&session_key, &msg);

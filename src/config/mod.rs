@@ -315,6 +315,8 @@ pub struct WidevineConfig {
     pub models: Vec<WidevineModel>,
     /// Verified device chains kept in memory.
     pub device_cache_capacity: usize,
+    /// How long after issue a licence may still be renewed or released (seconds).
+    pub session_max_age_secs: u64,
 }
 
 impl Default for WidevineConfig {
@@ -330,6 +332,7 @@ impl Default for WidevineConfig {
             default_security_level: crate::license::policy::SecurityLevel::SwSecureDecode,
             models: Vec::new(),
             device_cache_capacity: 100_000,
+            session_max_age_secs: 30 * 24 * 3600,
         }
     }
 }

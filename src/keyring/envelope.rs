@@ -120,9 +120,15 @@ impl Keyring {
     /// A sealing key for Tessera's own state (not content keys), derived from the master key
     /// under `purpose` (e.g. `widevine/session`): distinct from every tenant KEK by its label.
     pub fn purpose_key(&self, purpose: &str) -> SealingKey {
+        SealingKey::new(&self.purpose_secret(purpose))
+    }
+
+    /// The 32-byte secret behind [`Keyring::purpose_key`], for callers that derive further
+    /// keys from it.
+    pub fn purpose_secret(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
         let mut info = b"purpose/".to_vec();
         info.extend_from_slice(purpose.as_bytes());
-        SealingKey::new(&self.derive(&info))
+        self.derive(&info)
     }
 
     /// Associated data: a length-prefixed encoding so no two field tuples share a byte string.

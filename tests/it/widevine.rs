@@ -9,7 +9,7 @@ use prost::Message;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use tessera::crypto::symmetric::aes128_cbc_decrypt;
 use tessera::crypto::{HmacAlg, HmacKey};
 use tessera::keyring::KeyId;
@@ -876,5 +876,158 @@ fn check_config_refuses_bad_widevine_settings() {
         Some(64),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn renewal_rechecks_the_device_and_the_licence_age() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let dev = default_device();
+    let mut server = Server::start_in(dir.clone(), &widevine_toml(&root_dir(), ""), None).await;
+    let keys = server.create_keys("acme", "film", &["SD"]).await;
+    let sd = kid_of(&keys, "SD");
+    let token = player_token(
+        "acme",
+        json!({"kids": [sd], "policy": {"can_renew": true, "renewal_interval_secs": 60}}),
+    );
+    let (body, msg) = challenge(&dev, &[&sd], false);
+    let resp = post(&server, Some(&token), body).await;
+    let (license, _, keys) = open_license(&dev, &msg, &resp.body);
+    let renewal = pb::license_request::RequestType::Renewal;
+    let resp = post(
+        &server,
+        Some(&token),
+        follow_up(&license, &keys, renewal, false),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{:?}", resp.body);
+    server.running.take().unwrap().shutdown().await;
+
+    // The same data (same master key), the device now revoked: its renewals stop.
+    let revoked = format!(
+        "revoked_serials = [\"{}\"]",
+        tessera::encoding::hex_encode(&dev.serial)
+    );
+    let mut server =
+        Server::start_in(dir.clone(), &widevine_toml(&root_dir(), &revoked), None).await;
+    let resp = post(
+        &server,
+        Some(&token),
+        follow_up(&license, &keys, renewal, false),
+    )
+    .await;
+    assert_eq!((resp.status, resp.code()), (403, "device_revoked".into()));
+    server.running.take().unwrap().shutdown().await;
+
+    // Not revoked, but the licence is older than session_max_age_secs.
+    let aged = "session_max_age_secs = 0";
+    let server = Server::start_in(dir, &widevine_toml(&root_dir(), aged), None).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let resp = post(
+        &server,
+        Some(&token),
+        follow_up(&license, &keys, renewal, false),
+    )
+    .await;
+    assert_eq!((resp.status, resp.code()), (403, "license_too_old".into()));
+}
+
+#[tokio::test]
+async fn privacy_mode_refusals_and_missing_request_id() {
+    let server = Server::start_with(&widevine_toml(&root_dir(), ""), None).await;
+    let keys = server.create_keys("acme", "film", &["SD"]).await;
+    let sd = kid_of(&keys, "SD");
+    let token = player_token("acme", json!({"kids": [sd]}));
+    let dev = default_device();
+
+    // An expired token does not stop the (public) service certificate.
+    let expired = signer("acme")
+        .sign(&claims(
+            "acme",
+            json!({"exp": now() - 600, "tessera": {"kids": [sd]}}),
+        ))
+        .unwrap();
+    let resp = post(&server, Some(&expired), vec![0x08, 0x04]).await;
+    assert_eq!(resp.status, 200);
+    let answer = pb::SignedMessage::decode(&resp.body[..]).unwrap();
+    let signed_cert = pb::SignedDrmCertificate::decode(answer.msg.as_deref().unwrap()).unwrap();
+    let cert = pb::DrmCertificate::decode(signed_cert.drm_certificate.as_deref().unwrap()).unwrap();
+    let service_key =
+        tessera::crypto::rsa::RsaPublicKey::from_pkcs1_der(cert.public_key.as_deref().unwrap())
+            .unwrap();
+
+    // A request whose client id is encrypted as `f` makes it.
+    let send = |f: &dyn Fn(&mut pb::EncryptedClientIdentification)| {
+        let (privacy_key, iv) = ([3u8; 16], [4u8; 16]);
+        let mut enc = pb::EncryptedClientIdentification {
+            provider_id: cert.provider_id.clone(),
+            service_certificate_serial_number: cert.serial_number.clone(),
+            encrypted_client_id: Some(tessera::crypto::symmetric::aes128_cbc_encrypt(
+                &privacy_key,
+                &iv,
+                &dev.client_id,
+            )),
+            encrypted_client_id_iv: Some(iv.to_vec()),
+            encrypted_privacy_key: Some(service_key.encrypt_oaep_sha1(&privacy_key).unwrap()),
+        };
+        f(&mut enc);
+        let (body, _) = challenge(&dev, &[&sd], false);
+        let mut signed = pb::SignedMessage::decode(&body[..]).unwrap();
+        let mut request = pb::LicenseRequest::decode(signed.msg.as_deref().unwrap()).unwrap();
+        request.client_id = None;
+        request.encrypted_client_id = Some(enc);
+        let msg = request.encode_to_vec();
+        signed.signature = Some(dev.key.sign_pss_sha1(&msg).unwrap());
+        signed.msg = Some(msg.clone());
+        (signed.encode_to_vec(), msg)
+    };
+    let (body, msg) = send(&|_| {});
+    let resp = post(&server, Some(&token), body).await;
+    assert_eq!(resp.status, 200, "{:?}", resp.body);
+    let (_, content, _) = open_license(&dev, &msg, &resp.body);
+    assert_eq!(content, vec![(sd.clone(), key_of(&keys, "SD"))]);
+
+    let (body, _) = send(&|e| e.service_certificate_serial_number = Some(vec![9; 16]));
+    let resp = post(&server, Some(&token), body).await;
+    assert_eq!(
+        (resp.status, resp.code()),
+        (400, "service_certificate_unknown".into())
+    );
+    for garble in [
+        &(|e: &mut pb::EncryptedClientIdentification| {
+            e.encrypted_privacy_key.as_mut().unwrap()[7] ^= 1
+        }) as &dyn Fn(&mut pb::EncryptedClientIdentification),
+        &|e| e.encrypted_client_id_iv = Some(vec![0; 8]),
+        &|e| *e.encrypted_client_id.as_mut().unwrap().last_mut().unwrap() ^= 1,
+    ] {
+        let (body, _) = send(garble);
+        let resp = post(&server, Some(&token), body).await;
+        assert_eq!(
+            (resp.status, resp.code()),
+            (400, "client_id_undecryptable".into())
+        );
+    }
+
+    // A request without a request_id: the client could not use the licence.
+    let (body, _) = challenge(&dev, &[&sd], false);
+    let mut signed = pb::SignedMessage::decode(&body[..]).unwrap();
+    let mut request = pb::LicenseRequest::decode(signed.msg.as_deref().unwrap()).unwrap();
+    if let Some(ContentIdVariant::WidevinePsshData(p)) = request
+        .content_id
+        .as_mut()
+        .and_then(|c| c.content_id_variant.as_mut())
+    {
+        p.request_id = None;
+    }
+    let msg = request.encode_to_vec();
+    signed.signature = Some(dev.key.sign_pss_sha1(&msg).unwrap());
+    signed.msg = Some(msg);
+    let resp = post(&server, Some(&token), signed.encode_to_vec()).await;
+    assert_eq!((resp.status, resp.code()), (400, "request_invalid".into()));
+    assert!(
+        resp.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("request_id")
     );
 }

@@ -4,8 +4,10 @@
 //!
 //! Verification is pure (no I/O; the caller passes the time). A verified chain is immutable
 //! input, so it is cached by the SHA-256 of the token bytes: the steady state pays a hash and
-//! a map lookup, then only the per-request signature check. Expiry and revocation are
-//! re-checked on every request, cached or not, because both change with time or config.
+//! a map lookup, then only the per-request signature check. A chain enters the cache only
+//! after a request signed by its device key verified ([`Trust::remember`]): whoever copies a
+//! device's certificate (and pads it with unknown fields to make new cache keys) cannot evict
+//! real devices. Expiry and revocation are re-checked on every request, cached or not.
 
 use super::pb;
 use super::pb::drm_certificate::Type as CertType;
@@ -76,8 +78,11 @@ pub struct Device {
     pub system_id: u32,
     /// Serial numbers of every certificate in the chain, leaf first.
     pub serials: Vec<Vec<u8>>,
-    /// The leaf's RSA key: verifies request signatures and wraps session keys.
+    /// The leaf's RSA key: verifies request signatures.
     pub key: RsaPublicKey,
+    /// The key session keys are wrapped to: the leaf's `encryption_key` on dual-key devices,
+    /// else the leaf key.
+    pub wrap_key: RsaPublicKey,
     /// Earliest `expiration_time_seconds` in the chain; 0 when none expires.
     pub expires_at: u64,
 }
@@ -95,6 +100,15 @@ pub struct TrustConfig {
     pub levels: HashMap<u32, SecurityLevel>,
     /// Security level of system ids not listed.
     pub default_level: SecurityLevel,
+}
+
+/// A chain that verified, and whether it came from the cache.
+#[derive(Debug)]
+pub struct Verified {
+    /// The device.
+    pub device: Arc<Device>,
+    digest: [u8; 32],
+    cached: bool,
 }
 
 /// Verifies chains and caches the verified ones.
@@ -115,52 +129,72 @@ impl Trust {
         }
     }
 
-    /// The security level the operator assigned to the device's model.
-    pub fn level(&self, device: &Device) -> SecurityLevel {
+    /// The security level the operator assigned to a model.
+    pub fn level(&self, system_id: u32) -> SecurityLevel {
         self.config
             .levels
-            .get(&device.system_id)
+            .get(&system_id)
             .copied()
             .unwrap_or(self.config.default_level)
     }
 
-    /// Verifies the device certificate of a client identification at time `now`.
-    pub fn verify(
-        &self,
-        client: &pb::ClientIdentification,
-        now: u64,
-    ) -> Result<Arc<Device>, Error> {
+    /// Verifies the device certificate of a client identification at time `now` (from the
+    /// cache when these exact bytes verified before).
+    pub fn verify(&self, client: &pb::ClientIdentification, now: u64) -> Result<Verified, Error> {
         if client.r#type() != pb::client_identification::TokenType::DrmDeviceCertificate {
             return Err(Error::NoCertificate);
         }
         let token = client.token.as_deref().ok_or(Error::NoCertificate)?;
         let digest = sha256(token);
-        let device = match self.cache.get(&digest) {
-            Some(d) => d.clone(),
-            None => {
-                let d = Arc::new(verify_chain(token, &self.config.roots)?);
-                if self.cache.len() >= self.cache_capacity {
-                    // Wholesale eviction keeps the map bounded without an LRU's bookkeeping on
-                    // the hot path; re-verifying costs one chain per device once.
-                    self.cache.clear();
-                }
-                self.cache.insert(digest, d.clone());
-                d
-            }
+        let cached = self.cache.get(&digest).map(|d| d.clone());
+        let verified = match cached {
+            Some(device) => Verified {
+                device,
+                digest,
+                cached: true,
+            },
+            None => Verified {
+                device: Arc::new(verify_chain(token, &self.config.roots)?),
+                digest,
+                cached: false,
+            },
         };
-        self.admit(&device, now)?;
-        Ok(device)
+        let d = &verified.device;
+        self.admit(d.system_id, &d.serials, d.expires_at, now)?;
+        Ok(verified)
     }
 
-    fn admit(&self, device: &Device, now: u64) -> Result<(), Error> {
-        if device.expires_at != 0 && device.expires_at <= now {
+    /// Caches a verified chain; call once the device has proved possession of its key.
+    pub fn remember(&self, v: &Verified) {
+        if v.cached {
+            return;
+        }
+        if self.cache.len() >= self.cache_capacity {
+            // Evict one entry (whichever the map yields first): bounded, no LRU bookkeeping
+            // on the hot path, and no wholesale flush a client could trigger.
+            let victim = self.cache.iter().next().map(|e| *e.key());
+            if let Some(k) = victim {
+                self.cache.remove(&k);
+            }
+        }
+        self.cache.insert(v.digest, v.device.clone());
+    }
+
+    /// Expiry and revocation of a device (also applied to renewals, from the sealed state).
+    pub fn admit(
+        &self,
+        system_id: u32,
+        serials: &[Vec<u8>],
+        expires_at: u64,
+        now: u64,
+    ) -> Result<(), Error> {
+        if expires_at != 0 && expires_at <= now {
             return Err(Error::Expired);
         }
-        if self.config.revoked_system_ids.contains(&device.system_id) {
+        if self.config.revoked_system_ids.contains(&system_id) {
             return Err(Error::Revoked("system id"));
         }
-        if device
-            .serials
+        if serials
             .iter()
             .any(|s| self.config.revoked_serials.contains(s))
         {
@@ -255,6 +289,14 @@ fn check_structure(certs: &[pb::DrmCertificate]) -> Result<Device, Error> {
     }
     let key = RsaPublicKey::from_pkcs1_der(leaf.public_key.as_deref().ok_or(Error::Key)?)
         .map_err(|_| Error::Key)?;
+    let wrap_key = match &leaf.encryption_key {
+        Some(e) if e.algorithm() == pb::drm_certificate::Algorithm::Rsa => {
+            RsaPublicKey::from_pkcs1_der(e.public_key.as_deref().ok_or(Error::Key)?)
+                .map_err(|_| Error::Key)?
+        }
+        Some(_) => return Err(Error::Key),
+        None => key.clone(),
+    };
     let expires_at = certs
         .iter()
         .filter_map(|c| c.expiration_time_seconds.filter(|&e| e != 0))
@@ -267,6 +309,7 @@ fn check_structure(certs: &[pb::DrmCertificate]) -> Result<Device, Error> {
             .map(|c| c.serial_number.clone().unwrap_or_default())
             .collect(),
         key,
+        wrap_key,
         expires_at,
     })
 }
@@ -334,20 +377,32 @@ mod tests {
     }
 
     #[test]
-    fn chains_verify_then_come_from_the_cache_with_revocation_and_expiry_rechecked() {
+    fn chains_enter_the_cache_when_remembered_and_expiry_and_revocation_are_rechecked() {
         let c = client(1_800_000_000);
         let t = trust(|_| {});
-        let d = t.verify(&c, 1_700_000_000).unwrap();
+        let v = t.verify(&c, 1_700_000_000).unwrap();
+        let d = v.device.clone();
         assert_eq!(
             (d.system_id, d.serials.len(), d.expires_at),
             (7, 2, 1_800_000_000)
         );
-        assert_eq!(t.level(&d), SecurityLevel::SwSecureDecode);
+        assert_eq!(t.level(d.system_id), SecurityLevel::SwSecureDecode);
         assert!(
-            Arc::ptr_eq(&d, &t.verify(&c, 1_700_000_000).unwrap()),
-            "cached"
+            !t.verify(&c, 1_700_000_000).unwrap().cached,
+            "not before remember"
         );
-        assert_eq!(t.verify(&c, 1_800_000_000).unwrap_err(), Error::Expired);
+        t.remember(&v);
+        let again = t.verify(&c, 1_700_000_000).unwrap();
+        assert!(again.cached && Arc::ptr_eq(&d, &again.device));
+        assert_eq!(
+            t.verify(&c, 1_800_000_000).unwrap_err(),
+            Error::Expired,
+            "expiry of a cached chain"
+        );
+        // Bounded: capacity 2; more chains evict one entry at a time, never all.
+        t.remember(&t.verify(&client(0), 0).unwrap());
+        t.remember(&t.verify(&client(0), 0).unwrap());
+        assert_eq!(t.cache.len(), 2);
 
         let serial = d.serials[0].clone();
         let t = trust(|c| {
@@ -362,7 +417,7 @@ mod tests {
             c.levels.insert(7, SecurityLevel::HwSecureAll);
         });
         assert_eq!(t.verify(&c, 0).unwrap_err(), Error::Revoked("system id"));
-        assert_eq!(t.level(&d), SecurityLevel::HwSecureAll);
+        assert_eq!(t.level(7), SecurityLevel::HwSecureAll);
         let t =
             trust(|c| c.roots = vec![RsaPrivateKey::generate(2048).unwrap().public_key().unwrap()]);
         assert_eq!(t.verify(&c, 0).unwrap_err(), Error::UntrustedRoot);

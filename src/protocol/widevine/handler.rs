@@ -77,6 +77,9 @@ pub enum Error {
     /// with that licence's key.
     #[error("the renewal or release does not match a licence issued by this server")]
     UnknownLicense,
+    /// The licence is older than `[widevine] session_max_age_secs`.
+    #[error("the licence is too old to be renewed or released")]
+    SessionExpired,
     /// Store or keyring failure.
     #[error(transparent)]
     App(#[from] crate::app::Error),
@@ -99,15 +102,16 @@ impl ApiError for Error {
             Error::Http(e) => e.status(),
             Error::NotConfigured => StatusCode::NOT_FOUND,
             Error::Auth(e) => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED),
-            Error::Request(_) | Error::NoClientId => StatusCode::BAD_REQUEST,
-            Error::Privacy(super::service::Error::NotConfigured) => StatusCode::BAD_REQUEST,
-            Error::Privacy(_)
-            | Error::Device(_)
+            // Privacy-mode failures are the client's (encrypted to another certificate, or
+            // garbled): 400, one code per cause that an honest client can act on.
+            Error::Request(_) | Error::NoClientId | Error::Privacy(_) => StatusCode::BAD_REQUEST,
+            Error::Device(_)
             | Error::Signature
             | Error::Refused(_)
             | Error::PersistenceNotAllowed
             | Error::RenewalNotAllowed
-            | Error::UnknownLicense => StatusCode::FORBIDDEN,
+            | Error::UnknownLicense
+            | Error::SessionExpired => StatusCode::FORBIDDEN,
             Error::App(crate::app::Error::Store(crate::store::Error::Unavailable(_))) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -133,6 +137,7 @@ impl ApiError for Error {
             Error::PersistenceNotAllowed => "persistence_not_allowed",
             Error::RenewalNotAllowed => "renewal_not_allowed",
             Error::UnknownLicense => "license_unknown",
+            Error::SessionExpired => "license_too_old",
             Error::App(crate::app::Error::Store(crate::store::Error::Unavailable(_))) => {
                 "store_unavailable"
             }
@@ -173,28 +178,29 @@ async fn serve(
 ) -> Result<Response<Full<Bytes>>, Error> {
     let wv = app.widevine.as_deref().ok_or(Error::NotConfigured)?;
     let (parts, body) = req.into_parts();
-    let token = body::bearer(&parts.headers);
-    // Authenticate before buffering anything but a tiny body.
-    let ent = match token {
-        Some(t) => Some(app.entitle(Some(t), ctx).await?),
-        None => None,
+    // Authenticate before buffering anything but a tiny body: without a valid token only a
+    // service-certificate request (public, two bytes) can be answered.
+    let ent = match body::bearer(&parts.headers) {
+        Some(t) => app.entitle(Some(t), ctx).await,
+        None => Err(crate::auth::Error::Missing),
     };
-    let cap = if ent.is_some() {
+    let cap = if ent.is_ok() {
         app.config.limits.max_license_body_bytes
     } else {
         ANONYMOUS_BODY_CAP
     };
-    let bytes = body::collect(&parts.headers, body, cap, app.body_timeout())
-        .await
-        .map_err(|e| match (&ent, e) {
-            // Too big for an anonymous request: what is missing is the token.
-            (None, crate::http::error::Error::BodyTooLarge(_)) => {
-                Error::Auth(crate::auth::Error::Missing)
-            }
-            (_, e) => Error::Http(e),
-        })?;
-    let request = match message::parse(&bytes)? {
-        Incoming::ServiceCertificateRequest => {
+    let bytes = match body::collect(&parts.headers, body, cap, app.body_timeout()).await {
+        Ok(b) => b,
+        Err(e) => {
+            return Err(match (ent, e) {
+                // Too big to be a service-certificate request: what is wrong is the token.
+                (Err(t), crate::http::error::Error::BodyTooLarge(_)) => Error::Auth(t),
+                (_, e) => Error::Http(e),
+            });
+        }
+    };
+    let request = match (message::parse(&bytes), ent.is_ok()) {
+        (Ok(Incoming::ServiceCertificateRequest), _) => {
             let service = wv
                 .setup
                 .service
@@ -202,9 +208,15 @@ async fn serve(
                 .ok_or(Error::Privacy(super::service::Error::NotConfigured))?;
             return Ok(octets(service.response().to_vec()));
         }
-        Incoming::License(r) => r,
+        // Without a valid token, the token is the problem, whatever the body.
+        (_, false) => None,
+        (Ok(Incoming::License(r)), true) => Some(r),
+        (Err(e), true) => return Err(e.into()),
     };
-    let ent = ent.ok_or(Error::Auth(crate::auth::Error::Missing))?;
+    let ent = ent.map_err(Error::Auth)?;
+    let Some(request) = request else {
+        return Err(Error::Auth(crate::auth::Error::Missing));
+    };
     match message::content(&request.request, app.config.limits.max_kids_per_request)? {
         Content::New {
             kids,
@@ -227,6 +239,24 @@ async fn serve(
         }
         Content::Existing(id) => existing(app, wv, ctx, &ent, &request, id).await,
     }
+}
+
+/// The licence rules of `license::decide` for this device, then its HDCP capability.
+fn grant(
+    ent: &Entitlement,
+    found: Vec<(KeyId, Option<std::sync::Arc<crate::keyring::CachedKey>>)>,
+    level: crate::license::policy::SecurityLevel,
+    max_hdcp: Option<pb::client_identification::client_capabilities::HdcpVersion>,
+) -> license::Grant {
+    let mut grant = license::decide(ent, found, level);
+    grant.keys.retain(|k| {
+        let ok = policy::hdcp_supported(max_hdcp, ent.policy.required_hdcp(k.meta.track));
+        if !ok {
+            grant.omitted.push((k.meta.kid, Omission::OutputProtection));
+        }
+        ok
+    });
+    grant
 }
 
 fn octets(body: Vec<u8>) -> Response<Full<Bytes>> {
@@ -263,30 +293,26 @@ async fn new_license(
         (None, None) => return Err(Error::NoClientId),
     };
     let now = now_secs();
-    let device = wv.setup.trust.verify(client, now)?;
+    let verified = wv.setup.trust.verify(client, now)?;
+    let device = verified.device.clone();
     if !device
         .key
         .verify_pss(PssHash::Sha1, &request.msg, &request.signature)
     {
         return Err(Error::Signature);
     }
+    // The device proved it holds the key of this chain: now it may be cached.
+    wv.setup.trust.remember(&verified);
     let offline = kind == LicenseKind::Offline;
     if offline && !ent.policy.can_persist {
         return Err(Error::PersistenceNotAllowed);
     }
     let found = app.lookup_keys(ent.tenant, &kids).await?;
-    let mut grant = license::decide(ent, found, wv.setup.trust.level(&device));
     let max_hdcp = client
         .client_capabilities
         .as_ref()
         .map(|c| c.max_hdcp_version());
-    grant.keys.retain(|k| {
-        let ok = policy::hdcp_supported(max_hdcp, ent.policy.required_hdcp(k.meta.track));
-        if !ok {
-            grant.omitted.push((k.meta.kid, Omission::OutputProtection));
-        }
-        ok
-    });
+    let grant = grant(ent, found, wv.setup.trust.level(device.system_id), max_hdcp);
     if grant.keys.is_empty() {
         app.metrics.denial("not_entitled");
         return Err(Error::Refused(
@@ -299,7 +325,7 @@ async fn new_license(
     }
     app.consume(ent)?;
 
-    let (session_key, wrapped) = super::license::new_session_key(&device.key)?;
+    let (session_key, wrapped) = super::license::new_session_key(&device.wrap_key)?;
     let session = super::license::derive_keys(&session_key, &request.msg);
     let entries: Vec<_> = grant
         .keys
@@ -312,14 +338,21 @@ async fn new_license(
             track_label: k.meta.track.map(|t| t.as_str()),
         })
         .collect();
-    let session_id = wv.seal_session(&super::SessionState {
-        tenant: ent.tenant,
-        offline,
-        issued_at: now,
-        mac_client: session.mac_client.clone(),
-        mac_server: session.mac_server.clone(),
-        kids: grant.keys.iter().map(|k| k.meta.kid).collect(),
-    })?;
+    let session_id = wv.seal_session(
+        app.auth.tenant_id(ent.tenant),
+        &super::SessionState {
+            tenant: ent.tenant,
+            offline,
+            issued_at: now,
+            mac_client: session.mac_client.clone(),
+            mac_server: session.mac_server.clone(),
+            system_id: device.system_id,
+            serials: device.serials.clone(),
+            expires_at: device.expires_at,
+            max_hdcp: max_hdcp.map_or(0, |h| h as i32),
+            kids: grant.keys.iter().map(|k| k.meta.kid).collect(),
+        },
+    )?;
     let out = super::license::build(
         super::license::Params {
             id: pb::LicenseIdentification {
@@ -368,12 +401,16 @@ async fn existing(
     let state = id
         .session_id
         .as_deref()
-        .and_then(|s| wv.open_session(s))
+        .and_then(|s| wv.open_session(app.auth.tenant_id(ent.tenant), s))
         .filter(|s| s.tenant == ent.tenant)
         .ok_or(Error::UnknownLicense)?;
     if !super::license::verify_client_signature(&state.mac_client, &request.msg, &request.signature)
     {
         return Err(Error::UnknownLicense);
+    }
+    let now = now_secs();
+    if now.saturating_sub(state.issued_at) > wv.session_max_age_secs {
+        return Err(Error::SessionExpired);
     }
     let release = request.request.r#type() == pb::license_request::RequestType::Release;
     let session = super::license::SessionKeys {
@@ -381,7 +418,6 @@ async fn existing(
         mac_server: state.mac_server.clone(),
         mac_client: state.mac_client.clone(),
     };
-    let now = now_secs();
     let (policy, event) = if release {
         (pb::license::Policy::default(), "license.release")
     } else {
@@ -393,14 +429,16 @@ async fn existing(
         if !ent.policy.can_renew {
             return Err(Error::RenewalNotAllowed);
         }
+        // The device as it was licensed: still not revoked or expired, and every key of the
+        // licence still entitled, active, and within the device's level and HDCP.
+        wv.setup
+            .trust
+            .admit(state.system_id, &state.serials, state.expires_at, now)?;
         let found = app.lookup_keys(ent.tenant, &state.kids).await?;
-        // Renewal needs every licensed key to be still entitled and active. The device's
-        // security level was checked at issue and cannot change, so it is not re-checked.
-        let grant = license::decide(
-            ent,
-            found,
-            crate::license::policy::SecurityLevel::HwSecureAll,
-        );
+        let max_hdcp =
+            pb::client_identification::client_capabilities::HdcpVersion::try_from(state.max_hdcp)
+                .ok();
+        let grant = grant(ent, found, wv.setup.trust.level(state.system_id), max_hdcp);
         let lost: Vec<_> = grant
             .omitted
             .iter()

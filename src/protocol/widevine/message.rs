@@ -72,16 +72,19 @@ pub struct SignedRequest {
 /// The licence types a request can ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LicenseKind {
-    /// STREAMING (and AUTOMATIC, which a server answers as streaming).
+    /// STREAMING.
     Streaming,
     /// OFFLINE (persistent).
     Offline,
+    /// AUTOMATIC: the CDM decides; never persisted by this server's policy mapping.
+    Automatic,
 }
 
 impl LicenseKind {
     fn from_wire(v: Option<i32>) -> Self {
         match v.and_then(|v| pb::LicenseType::try_from(v).ok()) {
             Some(pb::LicenseType::Offline) => LicenseKind::Offline,
+            Some(pb::LicenseType::Automatic) => LicenseKind::Automatic,
             _ => LicenseKind::Streaming,
         }
     }
@@ -91,6 +94,7 @@ impl LicenseKind {
         match self {
             LicenseKind::Streaming => pb::LicenseType::Streaming,
             LicenseKind::Offline => pb::LicenseType::Offline,
+            LicenseKind::Automatic => pb::LicenseType::Automatic,
         }
     }
 }
@@ -104,7 +108,8 @@ pub enum Content {
         kids: Vec<KeyId>,
         /// STREAMING or OFFLINE.
         kind: LicenseKind,
-        /// Opaque; echoed in `License.id.request_id` (the client finds its context by it).
+        /// Opaque, mandatory; echoed in `License.id.request_id` (the client finds the
+        /// context of its request by it, and cannot use a licence without it).
         request_id: Vec<u8>,
         /// `WidevinePsshData.protection_scheme`, echoed in the licence when present.
         protection_scheme: Option<u32>,
@@ -189,7 +194,9 @@ pub fn content(request: &pb::LicenseRequest, max_kids: usize) -> Result<Content,
     Ok(Content::New {
         kids: kids.0,
         kind: LicenseKind::from_wire(kind),
-        request_id: request_id.unwrap_or_default(),
+        request_id: request_id
+            .filter(|r| !r.is_empty())
+            .ok_or(Error::Missing("the content identification's request_id"))?,
         protection_scheme: scheme,
     })
 }
@@ -223,6 +230,12 @@ impl Kids {
             }
             return Ok(scheme);
         }
+        self.add_widevine_data(data)
+    }
+
+    /// The data of a Widevine-style box: a `WidevinePsshData`, never boxes again (one level
+    /// of boxes only: nesting would let a 64 KiB body recurse thousands of times).
+    fn add_widevine_data(&mut self, data: &[u8]) -> Result<Option<u32>, Error> {
         let wv =
             pb::WidevinePsshData::decode(data).map_err(|_| Error::Protobuf("WidevinePsshData"))?;
         if wv.r#type.unwrap_or(0) != pb::widevine_pssh_data::Type::Single as i32 {
@@ -241,7 +254,7 @@ impl Kids {
                     self.push(kid)?;
                 }
             }
-            return self.add_pssh_data(b.data);
+            return self.add_widevine_data(b.data);
         }
         if b.system_id == COMMON_SYSTEM_ID {
             for kid in b.kids.chunks_exact(16) {
@@ -420,6 +433,7 @@ mod tests {
         init.extend(pssh_box(&COMMON_SYSTEM_ID, &[kid(4)], &[]));
         let r = request(ContentIdVariant::InitData(InitData {
             init_data: Some(init.clone()),
+            request_id: Some(b"r".to_vec()),
             ..Default::default()
         }));
         let Content::New { kids, kind, .. } = content(&r, 8).unwrap() else {
@@ -432,10 +446,33 @@ mod tests {
         for cut in (1..init.len()).filter(|&c| c != first) {
             let r = request(ContentIdVariant::InitData(InitData {
                 init_data: Some(init[..cut].to_vec()),
+                request_id: Some(b"r".to_vec()),
                 ..Default::default()
             }));
             assert!(content(&r, 8).is_err(), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn boxes_nest_one_level_only_and_request_id_is_mandatory() {
+        let mut nested = pssh_box(&WIDEVINE_SYSTEM_ID, &[], &wv_data(&[kid(1)]));
+        for _ in 0..3000 {
+            nested = pssh_box(&WIDEVINE_SYSTEM_ID, &[], &nested);
+        }
+        let r = request(ContentIdVariant::WidevinePsshData(WidevinePsshData {
+            pssh_data: vec![nested],
+            request_id: Some(b"r".to_vec()),
+            ..Default::default()
+        }));
+        assert_eq!(
+            content(&r, 8).unwrap_err(),
+            Error::Protobuf("WidevinePsshData")
+        );
+        let r = request(ContentIdVariant::WidevinePsshData(WidevinePsshData {
+            pssh_data: vec![wv_data(&[kid(1)])],
+            ..Default::default()
+        }));
+        assert!(matches!(content(&r, 8).unwrap_err(), Error::Missing(_)));
     }
 
     #[test]

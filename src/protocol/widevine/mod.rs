@@ -116,15 +116,18 @@ impl Setup {
 pub struct Widevine {
     /// Configuration.
     pub setup: Setup,
-    /// Seals the session state carried in `License.id.session_id`.
-    sessions: SealingKey,
+    /// Root of the keys sealing the session state carried in `License.id.session_id`.
+    sessions: Zeroizing<[u8; 32]>,
+    /// `[widevine] session_max_age_secs`.
+    pub session_max_age_secs: u64,
 }
 
 /// What a licence's `session_id` carries, sealed, so renewals and releases need no server
 /// state: the client MAC key (to verify their HMAC), the server MAC key (to sign the answer),
-/// and what was licensed.
+/// what was licensed, and the device facts its renewal must re-check (revocation, expiry,
+/// security level, HDCP).
 pub struct SessionState {
-    /// Tenant index.
+    /// Tenant index (the tenant's id is also bound as associated data).
     pub tenant: u32,
     /// Whether the licence was OFFLINE.
     pub offline: bool,
@@ -134,6 +137,14 @@ pub struct SessionState {
     pub mac_client: Zeroizing<[u8; 32]>,
     /// Server MAC key.
     pub mac_server: Zeroizing<[u8; 32]>,
+    /// The device's system id.
+    pub system_id: u32,
+    /// Serial numbers of the device's chain.
+    pub serials: Vec<Vec<u8>>,
+    /// The chain's earliest expiry, 0 for none.
+    pub expires_at: u64,
+    /// The HDCP version the client reported (wire value).
+    pub max_hdcp: i32,
     /// The KIDs released.
     pub kids: Vec<KeyId>,
 }
@@ -142,60 +153,136 @@ impl std::fmt::Debug for SessionState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionState")
             .field("tenant", &self.tenant)
+            .field("system_id", &self.system_id)
             .field("kids", &self.kids.len())
             .finish_non_exhaustive()
     }
 }
 
 const SESSION_V1: u8 = 1;
-const SESSION_AAD: &[u8] = b"tessera/widevine/session/v1";
+const SESSION_AAD: &[u8] = b"tessera/widevine/session/v1/";
+const SALT_LEN: usize = 16;
 
 impl Widevine {
-    /// Builds the service over `setup`, with the session key derived from the keyring.
-    pub fn new(setup: Setup, keyring: &crate::keyring::Keyring) -> Self {
+    /// Builds the service over `setup`, with the session key root derived from the keyring.
+    pub fn new(setup: Setup, keyring: &crate::keyring::Keyring, session_max_age_secs: u64) -> Self {
         Self {
             setup,
-            sessions: keyring.purpose_key("widevine/session"),
+            sessions: keyring.purpose_secret("widevine/session"),
+            session_max_age_secs,
         }
     }
 
-    /// Seals session state into an opaque `session_id`.
-    pub fn seal_session(&self, s: &SessionState) -> Result<Vec<u8>, crate::crypto::Error> {
-        let mut plain = Zeroizing::new(Vec::with_capacity(80 + 16 * s.kids.len()));
-        plain.push(SESSION_V1);
-        plain.extend_from_slice(&s.tenant.to_be_bytes());
-        plain.push(u8::from(s.offline));
-        plain.extend_from_slice(&s.issued_at.to_be_bytes());
-        plain.extend_from_slice(&s.mac_client[..]);
-        plain.extend_from_slice(&s.mac_server[..]);
+    /// The sealing key of one blob: HKDF over the root with the blob's random salt. Every
+    /// blob has its own key, so the random-nonce limit of AES-GCM (2^32 messages per key)
+    /// never applies, however many licences a fleet issues under one master key.
+    fn blob_key(&self, salt: &[u8]) -> SealingKey {
+        SealingKey::new(&crate::crypto::hkdf_sha256_32(
+            &self.sessions[..],
+            salt,
+            b"widevine/session/v1",
+        ))
+    }
+
+    fn aad(tenant_id: &str) -> Vec<u8> {
+        [SESSION_AAD, tenant_id.as_bytes()].concat()
+    }
+
+    /// Seals session state into an opaque `session_id`, bound to the tenant's id.
+    pub fn seal_session(
+        &self,
+        tenant_id: &str,
+        s: &SessionState,
+    ) -> Result<Vec<u8>, crate::crypto::Error> {
+        let mut p = Zeroizing::new(Vec::with_capacity(128 + 16 * s.kids.len()));
+        p.push(SESSION_V1);
+        p.extend_from_slice(&s.tenant.to_be_bytes());
+        p.push(u8::from(s.offline));
+        p.extend_from_slice(&s.issued_at.to_be_bytes());
+        p.extend_from_slice(&s.mac_client[..]);
+        p.extend_from_slice(&s.mac_server[..]);
+        p.extend_from_slice(&s.system_id.to_be_bytes());
+        p.extend_from_slice(&s.expires_at.to_be_bytes());
+        p.extend_from_slice(&s.max_hdcp.to_be_bytes());
+        p.push(s.serials.len().min(255) as u8);
+        for serial in s.serials.iter().take(255) {
+            let serial = &serial[..serial.len().min(255)];
+            p.push(serial.len() as u8);
+            p.extend_from_slice(serial);
+        }
         for k in &s.kids {
-            plain.extend_from_slice(k.as_bytes());
+            p.extend_from_slice(k.as_bytes());
         }
-        self.sessions.seal(SESSION_AAD, &plain)
+        let salt: [u8; SALT_LEN] = crate::crypto::random_array()?;
+        let sealed = self.blob_key(&salt).seal(&Self::aad(tenant_id), &p)?;
+        Ok([&salt[..], &sealed].concat())
     }
 
-    /// Opens a `session_id` made by [`Widevine::seal_session`]; `None` if it is not ours.
-    pub fn open_session(&self, sealed: &[u8]) -> Option<SessionState> {
-        let plain = self.sessions.open(SESSION_AAD, sealed).ok()?;
-        const HEAD: usize = 1 + 4 + 1 + 8 + 64;
-        if plain.len() < HEAD || plain[0] != SESSION_V1 || (plain.len() - HEAD) % 16 != 0 {
+    /// Opens a `session_id` made by [`Widevine::seal_session`] for `tenant_id`; `None` if it
+    /// is not ours, not this tenant's, or malformed.
+    pub fn open_session(&self, tenant_id: &str, blob: &[u8]) -> Option<SessionState> {
+        if blob.len() < SALT_LEN {
             return None;
         }
-        let mut mac_client = Zeroizing::new([0u8; 32]);
-        let mut mac_server = Zeroizing::new([0u8; 32]);
-        mac_client.copy_from_slice(&plain[14..46]);
-        mac_server.copy_from_slice(&plain[46..78]);
+        let (salt, sealed) = blob.split_at(SALT_LEN);
+        let plain = self
+            .blob_key(salt)
+            .open(&Self::aad(tenant_id), sealed)
+            .ok()?;
+        let mut r = Reader(&plain[..]);
+        if r.take(1)?[0] != SESSION_V1 {
+            return None;
+        }
+        let tenant = u32::from_be_bytes(r.array()?);
+        let offline = r.take(1)?[0] == 1;
+        let issued_at = u64::from_be_bytes(r.array()?);
+        let mac_client = Zeroizing::new(r.array::<32>()?);
+        let mac_server = Zeroizing::new(r.array::<32>()?);
+        let system_id = u32::from_be_bytes(r.array()?);
+        let expires_at = u64::from_be_bytes(r.array()?);
+        let max_hdcp = i32::from_be_bytes(r.array()?);
+        let n = r.take(1)?[0];
+        let mut serials = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let len = r.take(1)?[0] as usize;
+            serials.push(r.take(len)?.to_vec());
+        }
+        if r.0.len() % 16 != 0 {
+            return None;
+        }
+        let kids =
+            r.0.chunks_exact(16)
+                .filter_map(|c| c.try_into().ok().map(KeyId::from_bytes))
+                .collect();
         Some(SessionState {
-            tenant: u32::from_be_bytes(plain[1..5].try_into().ok()?),
-            offline: plain[5] == 1,
-            issued_at: u64::from_be_bytes(plain[6..14].try_into().ok()?),
+            tenant,
+            offline,
+            issued_at,
             mac_client,
             mac_server,
-            kids: plain[HEAD..]
-                .chunks_exact(16)
-                .filter_map(|c| c.try_into().ok().map(KeyId::from_bytes))
-                .collect(),
+            system_id,
+            serials,
+            expires_at,
+            max_hdcp,
+            kids,
         })
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
     }
 }
 
@@ -211,28 +298,49 @@ mod tests {
                 .unwrap()
         };
         let ring = crate::keyring::Keyring::new(crate::keyring::MasterKey::from_bytes([1; 32]));
-        let wv = Widevine::new(setup(), &ring);
+        let wv = Widevine::new(setup(), &ring, 60);
         let state = SessionState {
             tenant: 3,
             offline: true,
             issued_at: 99,
             mac_client: Zeroizing::new([7; 32]),
             mac_server: Zeroizing::new([8; 32]),
+            system_id: 4660,
+            serials: vec![vec![1; 16], vec![2; 16]],
+            expires_at: 1234,
+            max_hdcp: 4,
             kids: vec![KeyId::from_bytes([1; 16]), KeyId::from_bytes([2; 16])],
         };
-        let sealed = wv.seal_session(&state).unwrap();
-        let back = wv.open_session(&sealed).unwrap();
+        let sealed = wv.seal_session("acme", &state).unwrap();
+        let back = wv.open_session("acme", &sealed).unwrap();
         assert_eq!((back.tenant, back.offline, back.issued_at), (3, true, 99));
         assert_eq!((*back.mac_client, *back.mac_server), ([7; 32], [8; 32]));
+        assert_eq!(
+            (back.system_id, back.expires_at, back.max_hdcp),
+            (4660, 1234, 4)
+        );
+        assert_eq!(back.serials, state.serials);
         assert_eq!(back.kids, state.kids);
+        assert_ne!(
+            sealed,
+            wv.seal_session("acme", &state).unwrap(),
+            "a fresh salt per blob"
+        );
+        assert!(
+            wv.open_session("globex", &sealed).is_none(),
+            "bound to the tenant id"
+        );
         let other = crate::keyring::Keyring::new(crate::keyring::MasterKey::from_bytes([2; 32]));
         assert!(
-            Widevine::new(setup(), &other)
-                .open_session(&sealed)
+            Widevine::new(setup(), &other, 60)
+                .open_session("acme", &sealed)
                 .is_none()
         );
-        assert!(wv.open_session(&sealed[..sealed.len() - 1]).is_none());
-        assert!(wv.open_session(b"").is_none());
+        assert!(
+            wv.open_session("acme", &sealed[..sealed.len() - 1])
+                .is_none()
+        );
+        assert!(wv.open_session("acme", b"").is_none());
     }
 
     #[test]

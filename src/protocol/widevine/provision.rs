@@ -228,8 +228,7 @@ pub struct DeviceOptions {
     pub expires_at: u64,
 }
 
-/// A provisioned test device.
-#[derive(Debug)]
+/// A provisioned test device. `Debug` leaves out the key and the `.wvd` (which holds it).
 pub struct TestDevice {
     /// The device key.
     pub key: RsaPrivateKey,
@@ -239,6 +238,14 @@ pub struct TestDevice {
     pub serial: Vec<u8>,
     /// The `.wvd` v2 file.
     pub wvd: Vec<u8>,
+}
+
+impl std::fmt::Debug for TestDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestDevice")
+            .field("serial", &crate::encoding::hex_encode(&self.serial))
+            .finish_non_exhaustive()
+    }
 }
 
 /// `.wvd` v2: `"WVD" | 2 | type (2 = ANDROID) | security level 3 | flags 0 | u16 BE length |
