@@ -456,6 +456,29 @@ impl App {
         }
     }
 
+    /// Records a licence event of an entitlement (`key.release`, `license.renew`...).
+    pub async fn audit_licence(
+        &self,
+        ctx: &Ctx,
+        event: &'static str,
+        protocol: &'static str,
+        ent: &Entitlement,
+        kids: Vec<crate::keyring::KeyId>,
+    ) {
+        self.audit(
+            ctx,
+            audit::Event {
+                event,
+                protocol,
+                kids,
+                content_id: None,
+                subject: ent.subject.as_deref(),
+                token_id: ent.token_id.as_deref(),
+            },
+        )
+        .await;
+    }
+
     /// Writes an audit record for keys leaving or changing.
     pub async fn audit(&self, ctx: &Ctx, e: audit::Event<'_>) {
         let tenant = ctx.tenant.map_or("", |t| self.auth.tenant_id(t));

@@ -63,11 +63,17 @@ impl ApiError for Error {
 
     fn extra(&self) -> Option<serde_json::Value> {
         match self {
-            Error::Refused(kids) => Some(serde_json::json!({
-                "kids": kids.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-                "reasons": kids.iter().map(|(k, r)| serde_json::json!({"kid": k, "reason": r})).collect::<Vec<_>>(),
-            })),
+            Error::Refused(kids) => Some(refused_extra(kids)),
             _ => None,
         }
     }
+}
+
+/// The problem members of a `no_entitled_keys` refusal (every licence protocol that answers
+/// in problem JSON): each KID, and each KID with its reason.
+pub fn refused_extra(kids: &[(String, &'static str)]) -> serde_json::Value {
+    serde_json::json!({
+        "kids": kids.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+        "reasons": kids.iter().map(|(k, r)| serde_json::json!({"kid": k, "reason": r})).collect::<Vec<_>>(),
+    })
 }

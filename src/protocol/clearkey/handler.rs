@@ -64,16 +64,12 @@ async fn license(
         &mut out,
     );
     app.metrics.license(PROTOCOL, grant.keys.len());
-    app.audit(
+    app.audit_licence(
         ctx,
-        crate::audit::Event {
-            event: "key.release",
-            protocol: PROTOCOL,
-            kids: grant.keys.iter().map(|k| k.meta.kid).collect(),
-            content_id: None,
-            subject: ent.subject.as_deref(),
-            token_id: ent.token_id.as_deref(),
-        },
+        "key.release",
+        PROTOCOL,
+        &ent,
+        grant.keys.iter().map(|k| k.meta.kid).collect(),
     )
     .await;
     Ok(error::ok("application/json", out))

@@ -51,18 +51,8 @@ async fn key(
     app.consume(&ent)?;
     app.metrics.license(PROTOCOL, 1);
 
-    app.audit(
-        ctx,
-        crate::audit::Event {
-            event: "key.release",
-            protocol: PROTOCOL,
-            kids: vec![k.meta.kid],
-            content_id: None,
-            subject: ent.subject.as_deref(),
-            token_id: ent.token_id.as_deref(),
-        },
-    )
-    .await;
+    app.audit_licence(ctx, "key.release", PROTOCOL, &ent, vec![k.meta.kid])
+        .await;
     Ok(error::ok(
         "application/octet-stream",
         Bytes::copy_from_slice(k.key.expose()),

@@ -147,10 +147,7 @@ impl ApiError for Error {
 
     fn extra(&self) -> Option<serde_json::Value> {
         match self {
-            Error::Refused(kids) => Some(serde_json::json!({
-                "kids": kids.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-                "reasons": kids.iter().map(|(k, r)| serde_json::json!({"kid": k, "reason": r})).collect::<Vec<_>>(),
-            })),
+            Error::Refused(kids) => Some(crate::protocol::refusal::refused_extra(kids)),
             _ => None,
         }
     }
@@ -371,16 +368,12 @@ async fn new_license(
         Some(wrapped),
     )?;
     app.metrics.license(PROTOCOL, grant.keys.len());
-    app.audit(
+    app.audit_licence(
         ctx,
-        crate::audit::Event {
-            event: "key.release",
-            protocol: PROTOCOL,
-            kids: grant.keys.iter().map(|k| k.meta.kid).collect(),
-            content_id: None,
-            subject: ent.subject.as_deref(),
-            token_id: ent.token_id.as_deref(),
-        },
+        "key.release",
+        PROTOCOL,
+        ent,
+        grant.keys.iter().map(|k| k.meta.kid).collect(),
     )
     .await;
     Ok(octets(out))
@@ -467,17 +460,7 @@ async fn existing(
         &session,
         None,
     )?;
-    app.audit(
-        ctx,
-        crate::audit::Event {
-            event,
-            protocol: PROTOCOL,
-            kids: state.kids.clone(),
-            content_id: None,
-            subject: ent.subject.as_deref(),
-            token_id: ent.token_id.as_deref(),
-        },
-    )
-    .await;
+    app.audit_licence(ctx, event, PROTOCOL, ent, state.kids.clone())
+        .await;
     Ok(octets(out))
 }
