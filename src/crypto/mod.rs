@@ -59,7 +59,22 @@ impl SealingKey {
 
     /// Encrypts and authenticates `plaintext`, binding `aad`.
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Error> {
-        let nonce_bytes: [u8; NONCE_LEN] = random_array()?;
+        self.seal_with_nonce(random_array()?, aad, plaintext)
+    }
+
+    /// [`SealingKey::seal`] with a zero nonce: only for a key that seals exactly one message
+    /// (derived per message from a random salt), where a nonce adds nothing and drawing one
+    /// would cost a system call.
+    pub fn seal_single_use(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        self.seal_with_nonce([0; NONCE_LEN], aad, plaintext)
+    }
+
+    fn seal_with_nonce(
+        &self,
+        nonce_bytes: [u8; NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, Error> {
         let mut out = Vec::with_capacity(1 + NONCE_LEN + plaintext.len() + 16);
         out.push(SEAL_V1);
         out.extend_from_slice(&nonce_bytes);

@@ -116,8 +116,9 @@ impl Setup {
 pub struct Widevine {
     /// Configuration.
     pub setup: Setup,
-    /// Root of the keys sealing the session state carried in `License.id.session_id`.
-    sessions: Zeroizing<[u8; 32]>,
+    /// Root of the keys sealing the session state carried in `License.id.session_id`: an
+    /// HMAC-SHA256 key (pads precomputed) whose output over a blob's salt is that blob's key.
+    sessions: crate::crypto::HmacKey,
     /// `[widevine] session_max_age_secs`.
     pub session_max_age_secs: u64,
 }
@@ -168,20 +169,25 @@ impl Widevine {
     pub fn new(setup: Setup, keyring: &crate::keyring::Keyring, session_max_age_secs: u64) -> Self {
         Self {
             setup,
-            sessions: keyring.purpose_secret("widevine/session"),
+            sessions: crate::crypto::HmacKey::new(
+                crate::crypto::HmacAlg::Sha256,
+                &keyring.purpose_secret("widevine/session")[..],
+            ),
             session_max_age_secs,
         }
     }
 
-    /// The sealing key of one blob: HKDF over the root with the blob's random salt. Every
-    /// blob has its own key, so the random-nonce limit of AES-GCM (2^32 messages per key)
-    /// never applies, however many licences a fleet issues under one master key.
+    /// The sealing key of one blob: HMAC-SHA256 (a PRF) of the root over a label and the
+    /// blob's random salt. Every blob has its own key, so the random-nonce limit of AES-GCM
+    /// (2^32 messages per key) never applies however many licences a fleet issues under one
+    /// master key, and the single-use key needs no nonce.
     fn blob_key(&self, salt: &[u8]) -> SealingKey {
-        SealingKey::new(&crate::crypto::hkdf_sha256_32(
-            &self.sessions[..],
-            salt,
-            b"widevine/session/v1",
-        ))
+        let mut input = [0u8; 20 + SALT_LEN];
+        input[..20].copy_from_slice(b"widevine/session/v1\0");
+        input[20..20 + salt.len().min(SALT_LEN)].copy_from_slice(&salt[..salt.len().min(SALT_LEN)]);
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&self.sessions.sign(&input));
+        SealingKey::new(&key)
     }
 
     fn aad(tenant_id: &str) -> Vec<u8> {
@@ -213,8 +219,10 @@ impl Widevine {
         for k in &s.kids {
             p.extend_from_slice(k.as_bytes());
         }
-        let salt: [u8; SALT_LEN] = crate::crypto::random_array()?;
-        let sealed = self.blob_key(&salt).seal(&Self::aad(tenant_id), &p)?;
+        // The salt must not repeat, not be secret: OpenSSL's DRBG, no system call.
+        let mut salt = [0u8; SALT_LEN];
+        crate::crypto::fill_random_fast(&mut salt)?;
+        let sealed = self.blob_key(&salt).seal_single_use(&Self::aad(tenant_id), &p)?;
         Ok([&salt[..], &sealed].concat())
     }
 
