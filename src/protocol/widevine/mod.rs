@@ -222,7 +222,9 @@ impl Widevine {
         // The salt must not repeat, not be secret: OpenSSL's DRBG, no system call.
         let mut salt = [0u8; SALT_LEN];
         crate::crypto::fill_random_fast(&mut salt)?;
-        let sealed = self.blob_key(&salt).seal_single_use(&Self::aad(tenant_id), &p)?;
+        let sealed = self
+            .blob_key(&salt)
+            .seal_single_use(&Self::aad(tenant_id), &p)?;
         Ok([&salt[..], &sealed].concat())
     }
 
