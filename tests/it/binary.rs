@@ -456,3 +456,77 @@ fn the_example_configuration_validates() {
     assert_eq!(code, 64);
     assert!(err.contains("/run/secrets/tessera/master.key"), "{err}");
 }
+
+/// Dev mode serves Widevine-style licences under the committed test root, to a device that
+/// `tessera devices widevine` makes under that root by default (run from the repository
+/// root, as the README does), in privacy mode with the committed service certificate.
+#[tokio::test]
+async fn dev_mode_widevine_with_the_committed_test_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = tessera(
+        &[
+            "serve",
+            "--public-addr",
+            "127.0.0.1:0",
+            "--internal-addr",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+    );
+    cmd.arg("--data-dir").arg(dir.path().join("data"));
+    let p = serve(cmd).unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (code, out, err) = run(&mut tessera(
+        &[
+            "keys",
+            "--server",
+            &p.internal,
+            "create",
+            "--content-id",
+            "film",
+            "--track",
+            "SD",
+        ],
+        dir.path(),
+    ));
+    assert_eq!(code, 0, "{err}");
+    let keys: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let kid = keys["keys"][0]["kid"].as_str().unwrap().to_owned();
+    let key = tessera::encoding::b64_decode(keys["keys"][0]["key"].as_str().unwrap()).unwrap();
+    let wvd = dir.path().join("dev.wvd");
+    let (code, _, err) = run(&mut tessera(
+        &["devices", "widevine", "--out", wvd.to_str().unwrap()],
+        repo,
+    ));
+    assert_eq!(code, 0, "{err}");
+    let (code, token, _) = run(&mut tessera(
+        &["token", "--tenant", "demo", "--kid", &kid, "--ttl", "60"],
+        dir.path(),
+    ));
+    assert_eq!(code, 0);
+    let out = Command::new(crate::interop::python())
+        .arg(repo.join("tests/interop/widevine_client.py"))
+        .arg("--wvd")
+        .arg(&wvd)
+        .args(["--url", &format!("{}/widevine/license", p.public)])
+        .args([
+            "--token",
+            token.trim(),
+            "--kid",
+            &kid,
+            "--privacy",
+            "--root-cert",
+        ])
+        .arg(repo.join("keys/dev/widevine/root-cert.bin"))
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(report["provider_id"], "tessera-dev", "{report}");
+    let k = tessera::keyring::KeyId::parse(&kid).unwrap();
+    assert_eq!(
+        report["keys"],
+        json!([{"kid": tessera::encoding::hex_encode(k.as_bytes()), "key": tessera::encoding::hex_encode(&key)}]),
+        "{report}"
+    );
+}

@@ -490,9 +490,9 @@ fn follow_up(
 
 #[tokio::test]
 async fn renewal_and_release_are_signed_by_the_session_and_rechecked() {
-    let server = Server::start_with(&widevine_toml(&root_dir(), ""), None).await;
-    let keys = server.create_keys("acme", "film", &["SD"]).await;
-    let sd = kid_of(&keys, "SD");
+    let mut server = Server::start_with(&widevine_toml(&root_dir(), ""), None).await;
+    let keys_view = server.create_keys("acme", "film", &["SD"]).await;
+    let sd = kid_of(&keys_view, "SD");
     let dev = default_device();
     let renewable = json!({"kids": [sd], "policy": {"can_renew": true, "renewal_interval_secs": 120,
         "renewal_url": "https://licences.acme.test/widevine/license"}});
@@ -577,6 +577,32 @@ async fn renewal_and_release_are_signed_by_the_session_and_rechecked() {
         answer.msg.as_deref().unwrap(),
         answer.signature.as_deref().unwrap()
     ));
+
+    // The audit trail has the release of the key, one renewal, and the release, with the
+    // token's subject; never a key.
+    server.running.take().unwrap().shutdown().await;
+    let audit = std::fs::read_to_string(server.dir.path().join("audit.jsonl")).unwrap();
+    let events: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &Value| e["protocol"] == "widevine")
+        .collect();
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["key.release", "license.renew", "license.release"],
+        "{audit}"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e["tenant"] == "acme" && e["subject"] == "viewer-1")
+    );
+    let key_b64 = tessera::encoding::b64_encode(&key_of(&keys_view, "SD"));
+    assert!(!audit.contains(&key_b64), "no key bytes in the audit trail");
 }
 
 #[tokio::test]

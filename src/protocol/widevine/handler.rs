@@ -1,9 +1,9 @@
 //! `POST /widevine/license`: the raw `SignedMessage` in, the raw `SignedMessage` out.
 //!
 //! Order of checks (each failure answers a problem body naming the check):
-//! token -> body cap -> decode -> client id (privacy mode: decrypt) -> device chain (cached)
-//! -> request signature -> content ids -> keys and rules (entitlement, revocation, security
-//! level, HDCP) -> licence. A service-certificate request (`08 04`) is answered without a
+//! token -> body cap -> decode (message, content ids, KIDs, request_id) -> client id (privacy
+//! mode: decrypt) -> device chain (cached) -> request signature -> persistence -> keys and
+//! rules (entitlement, revocation, security level, HDCP) -> max-uses -> licence. A service-certificate request (`08 04`) is answered without a
 //! token: the certificate is public, and players fetch it before they hold a licence token.
 
 use super::message::{self, Content, Incoming, LicenseKind, SignedRequest};
@@ -21,7 +21,7 @@ use hyper::body::Incoming as Body;
 
 const PROTOCOL: &str = "widevine";
 
-/// Denial reasons this protocol counts in `tessera_denials_total` (besides token ones).
+/// Denial reasons this protocol counts in `tessera_auth_denials_total` (besides token ones).
 pub const DENIAL_CODES: [&str; 8] = [
     "device_certificate_missing",
     "device_chain_invalid",

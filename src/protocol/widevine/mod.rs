@@ -46,8 +46,8 @@ impl Setup {
     pub fn load(cfg: &WidevineConfig, dev_mode: bool) -> Result<Option<Self>, String> {
         let use_dev = dev_mode && cfg.roots.is_empty();
         if cfg.roots.is_empty() && !use_dev {
-            if cfg.service_certificate_file.is_some() {
-                return Err("service_certificate_file is set but no roots are".into());
+            if cfg.service_certificate_file.is_some() || cfg.service_private_key_file.is_some() {
+                return Err("a service certificate or key is set but no roots are".into());
             }
             return Ok(None);
         }
