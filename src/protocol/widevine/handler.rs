@@ -256,6 +256,14 @@ fn grant(
     grant
 }
 
+/// Each left-out KID (canonical UUID, as the key API spells it) with its reason.
+fn refused(omitted: &[(KeyId, Omission)]) -> Vec<(String, &'static str)> {
+    omitted
+        .iter()
+        .map(|(k, why)| (k.canonical().as_str().to_owned(), why.code()))
+        .collect()
+}
+
 fn octets(body: Vec<u8>) -> Response<Full<Bytes>> {
     error::ok("application/octet-stream", body)
 }
@@ -312,13 +320,7 @@ async fn new_license(
     let grant = grant(ent, found, wv.setup.trust.level(device.system_id), max_hdcp);
     if grant.keys.is_empty() {
         app.metrics.denial("not_entitled");
-        return Err(Error::Refused(
-            grant
-                .omitted
-                .iter()
-                .map(|(k, why)| (k.canonical().as_str().to_owned(), why.code()))
-                .collect(),
-        ));
+        return Err(Error::Refused(refused(&grant.omitted)));
     }
     app.consume(ent)?;
 
@@ -432,11 +434,7 @@ async fn existing(
             pb::client_identification::client_capabilities::HdcpVersion::try_from(state.max_hdcp)
                 .ok();
         let grant = grant(ent, found, wv.setup.trust.level(state.system_id), max_hdcp);
-        let lost: Vec<_> = grant
-            .omitted
-            .iter()
-            .map(|(k, why)| (k.canonical().as_str().to_owned(), why.code()))
-            .collect();
+        let lost = refused(&grant.omitted);
         if !lost.is_empty() {
             app.metrics.denial("not_entitled");
             return Err(Error::Refused(lost));
