@@ -87,6 +87,8 @@ pub struct App {
     pub metrics_token: Option<Secret>,
     /// Widevine-style licences, when configured (`[widevine]`, or dev mode).
     pub widevine: Option<Arc<crate::protocol::widevine::Widevine>>,
+    /// Request signers of the Widevine-style key API, per tenant.
+    pub signers: crate::protocol::wvkeys::Signers,
 }
 
 impl std::fmt::Debug for App {
@@ -236,6 +238,8 @@ impl App {
                     config.widevine.session_max_age_secs,
                 ))
             });
+        let signers = crate::protocol::wvkeys::Signers::from_config(&config)
+            .map_err(|e| Error::Startup(format!("widevine_signers: {e}")))?;
         let (phase, _) = watch::channel(Phase::Starting);
         Ok(Arc::new(Self {
             cache: KeyCache::new(config.storage.key_cache_capacity),
@@ -250,6 +254,7 @@ impl App {
             phase,
             metrics_token,
             widevine,
+            signers,
         }))
     }
 
@@ -366,9 +371,21 @@ impl App {
         scope: Scope,
         ctx: &mut Ctx,
     ) -> Result<Service, auth::Error> {
+        self.authorize_token(crate::http::body::bearer(headers), scope, ctx)
+            .await
+    }
+
+    /// [`App::authorize`] for a token found elsewhere (a packager that cannot send headers
+    /// passes it in the URL).
+    pub async fn authorize_token(
+        &self,
+        token: Option<&str>,
+        scope: Scope,
+        ctx: &mut Ctx,
+    ) -> Result<Service, auth::Error> {
         let now = now_secs();
         let result = async {
-            let token = crate::http::body::bearer(headers).ok_or(auth::Error::Missing)?;
+            let token = token.ok_or(auth::Error::Missing)?;
             let verified = self.auth.verify_async(token, now, &self.jwks).await?;
             ctx.tenant = Some(verified.tenant);
             self.auth.service(verified, scope)

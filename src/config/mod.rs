@@ -114,6 +114,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Widevine-style licences: device roots, revocation, service certificate.
     pub widevine: WidevineConfig,
+    /// `[packaging]`
+    pub packaging: PackagingConfig,
     /// Tenants: who may mint tokens, and their policies.
     pub tenants: Vec<TenantConfig>,
     /// True when no config file was given (set by [`Config::dev`], never from TOML).
@@ -440,11 +442,65 @@ pub struct TenantConfig {
     pub keys: Vec<VerificationKeyConfig>,
     /// Key used by `tessera token`.
     pub signing_key: Option<SigningKeyConfig>,
+    /// Request signers of the Widevine-style key API (`[[tenants.widevine_signers]]`).
+    pub widevine_signers: Vec<SignerConfig>,
     /// Named licence policies.
     pub policies: BTreeMap<String, Policy>,
     /// Policy applied when a token names none; default `default` (built in if not defined).
     pub default_policy: Option<String>,
 }
+
+/// `[[tenants.widevine_signers]]`: one signer of the Widevine-style key API. Give an AES key
+/// and IV (hex) or an RSA public key (PEM), never both.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignerConfig {
+    /// The name the packager sends (`--signer`). Unique within the tenant.
+    pub name: String,
+    /// AES signing key, hex (16, 24 or 32 bytes).
+    pub aes_key: Option<Secret>,
+    /// File holding the AES signing key, hex (mode 0600).
+    pub aes_key_file: Option<PathBuf>,
+    /// AES signing IV, hex (16 bytes; not secret).
+    pub aes_iv: Option<String>,
+    /// PEM RSA public key of an RSA signer (`--rsa_signing_key_path` holds its private key).
+    pub rsa_public_key_file: Option<PathBuf>,
+}
+
+/// `[packaging]`: what packagers get besides keys (docs/configuration.md).
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PackagingConfig {
+    /// Base URL at which players reach the public listener (`https://keys.example.com`): the
+    /// PlayReady licence URL in headers and the HLS AES-128 key URIs. Default
+    /// `http://{public_addr}`.
+    pub public_url: Option<String>,
+    /// `provider` written into Widevine PSSH data.
+    pub widevine_provider: String,
+    /// Most crypto periods one key request may ask for.
+    pub max_crypto_periods: u32,
+}
+
+impl Default for PackagingConfig {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            widevine_provider: "tessera".into(),
+            // Shaka Packager asks for 10 at a time and keeps at most 100 queued.
+            max_crypto_periods: 100,
+        }
+    }
+}
+
+/// The AES key and IV Shaka Packager's documentation publishes for the `widevine_test`
+/// signer. Public test values: dev mode accepts them for the `demo` tenant so the usual
+/// tutorial command lines work against a local Tessera; production tenants configure their
+/// own signers.
+pub const DEV_WIDEVINE_TEST_SIGNER: (&str, &str, &str) = (
+    "widevine_test",
+    "1ae8ccd0e7985cc0b6203a55855a1034afc252980e970ca90e5202689f947ab9",
+    "d58ce954203b7c9a9a9d467f59839249",
+);
 
 fn default_leeway() -> u64 {
     30
@@ -474,6 +530,12 @@ impl Config {
                     secret: Some(secret),
                     ..Default::default()
                 }),
+                widevine_signers: vec![SignerConfig {
+                    name: DEV_WIDEVINE_TEST_SIGNER.0.into(),
+                    aes_key: Some(Secret::new(DEV_WIDEVINE_TEST_SIGNER.1.into())),
+                    aes_iv: Some(DEV_WIDEVINE_TEST_SIGNER.2.into()),
+                    ..Default::default()
+                }],
                 policies: BTreeMap::new(),
                 default_policy: None,
             }],
@@ -675,6 +737,14 @@ impl Config {
                 self.telemetry.log_level
             ))
         })?;
+        crate::protocol::wvkeys::Signers::from_config(self).map_err(Error::Invalid)?;
+        if let Some(url) = &self.packaging.public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return invalid(format!(
+                "packaging.public_url {url:?} must start with https:// or http://"
+            ));
+        }
         if self.tenants.is_empty() {
             return invalid("at least one [[tenants]] is required".into());
         }
@@ -746,6 +816,14 @@ impl Config {
     /// The tenant with this id.
     pub fn tenant(&self, id: &str) -> Option<&TenantConfig> {
         self.tenants.iter().find(|t| t.id == id)
+    }
+
+    /// The base URL players reach the public listener at (`[packaging] public_url`).
+    pub fn public_url(&self) -> String {
+        match &self.packaging.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.server.public_addr),
+        }
     }
 
     /// Where the audit trail goes, if anywhere.

@@ -213,6 +213,15 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
+/// SHA-1 digest, for protocols that mandate it (the Widevine-style key API's request
+/// signature); never for anything Tessera chooses itself.
+pub fn sha1(data: &[u8]) -> [u8; 20] {
+    let d = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, data);
+    let mut out = [0u8; 20];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
 /// Fills an array from the system CSPRNG.
 pub fn random_array<const N: usize>() -> Result<[u8; N], Error> {
     let mut out = [0u8; N];

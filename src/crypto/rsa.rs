@@ -117,6 +117,31 @@ impl RsaPublicKey {
         Self::checked(rsa)
     }
 
+    /// The RSA key of an X.509 certificate (DER), with the modulus size in bits; the size
+    /// limits are checked by [`RsaPublicKey::checked_bits`] so callers can report them.
+    pub fn from_x509_der(der: &[u8]) -> Result<(Self, u32), Error> {
+        let cert = openssl::x509::X509::from_der(der).map_err(|_| Error::Malformed)?;
+        let rsa = cert
+            .public_key()
+            .and_then(|k| k.rsa())
+            .map_err(|_| Error::Malformed)?;
+        let bits = rsa.n().num_bits().unsigned_abs();
+        Ok((Self::checked(rsa)?, bits))
+    }
+
+    /// Modulus size in bits.
+    pub fn bits(&self) -> u32 {
+        self.0.bits()
+    }
+
+    /// Parses a PKCS#1 or SPKI DER public key.
+    pub fn from_der(der: &[u8]) -> Result<Self, Error> {
+        let rsa = Rsa::public_key_from_der(der)
+            .or_else(|_| Rsa::public_key_from_der_pkcs1(der))
+            .map_err(|_| Error::Malformed)?;
+        Self::checked(rsa)
+    }
+
     fn checked(rsa: Rsa<Public>) -> Result<Self, Error> {
         let bits = rsa.n().num_bits().unsigned_abs();
         if !(MIN_BITS..=MAX_BITS).contains(&bits) || rsa.e().num_bits() > 33 {

@@ -30,6 +30,52 @@ pub fn aes128_cbc_decrypt(
     Ok(buf)
 }
 
+/// AES-CBC encryption with PKCS#7 padding under a 16-, 24- or 32-byte key (the
+/// Widevine-style key API's AES request signer lets the key length pick the variant).
+pub fn aes_cbc_encrypt(key: &[u8], iv: &[u8; 16], plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+    Ok(match key.len() {
+        16 => cbc::Encryptor::<Aes128>::new_from_slices(key, iv)
+            .map_err(|_| Error::Open)?
+            .encrypt_padded_vec_mut::<Pkcs7>(plaintext),
+        24 => cbc::Encryptor::<aes::Aes192>::new_from_slices(key, iv)
+            .map_err(|_| Error::Open)?
+            .encrypt_padded_vec_mut::<Pkcs7>(plaintext),
+        32 => cbc::Encryptor::<aes::Aes256>::new_from_slices(key, iv)
+            .map_err(|_| Error::Open)?
+            .encrypt_padded_vec_mut::<Pkcs7>(plaintext),
+        _ => return Err(Error::Open),
+    })
+}
+
+/// AES-256-CBC decryption and PKCS#7 unpadding (CPIX content keys). The plaintext is
+/// zeroized on drop.
+pub fn aes256_cbc_decrypt(
+    key: &[u8; 32],
+    iv: &[u8; 16],
+    ciphertext: &[u8],
+    padded: bool,
+) -> Result<Zeroizing<Vec<u8>>, Error> {
+    use cbc::cipher::block_padding::NoPadding;
+    let mut buf = Zeroizing::new(ciphertext.to_vec());
+    let dec = cbc::Decryptor::<aes::Aes256>::new(key.into(), iv.into());
+    let n = if padded {
+        dec.decrypt_padded_mut::<Pkcs7>(&mut buf)
+    } else {
+        dec.decrypt_padded_mut::<NoPadding>(&mut buf)
+    }
+    .map_err(|_| Error::Open)?
+    .len();
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// The first block of AES-128-ECB: the PlayReady-style AESCTR key checksum.
+pub fn aes128_ecb_block(key: &[u8; 16], block: &[u8; 16]) -> [u8; 16] {
+    let mut b = aes::Block::from(*block);
+    Aes128::new(key.into()).encrypt_block(&mut b);
+    b.into()
+}
+
 /// AES-128-CMAC (NIST SP 800-38B) over the concatenation of `parts`.
 pub fn aes128_cmac(key: &[u8; 16], parts: &[&[u8]]) -> [u8; 16] {
     let mut mac = <Cmac<Aes128> as cmac::digest::KeyInit>::new(key.into());

@@ -33,6 +33,12 @@ pub enum Endpoint {
     WidevineLicense,
     /// `OPTIONS` on a public path.
     Preflight,
+    /// `POST /widevine/cenc/getcontentkey/{tenant}`
+    WidevineKeys,
+    /// `POST /playready/packaging/{tenant}`
+    PlayReadyPackaging,
+    /// `POST /speke/v2`
+    Speke,
     /// `POST /v1/keys`
     KeysCreate,
     /// `GET /v1/keys?content_id=`
@@ -53,11 +59,14 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in metric-index order.
-    pub const ALL: [Endpoint; 12] = [
+    pub const ALL: [Endpoint; 15] = [
         Endpoint::ClearKeyLicense,
         Endpoint::HlsKey,
         Endpoint::WidevineLicense,
         Endpoint::Preflight,
+        Endpoint::WidevineKeys,
+        Endpoint::PlayReadyPackaging,
+        Endpoint::Speke,
         Endpoint::KeysCreate,
         Endpoint::KeysList,
         Endpoint::KeysGet,
@@ -75,6 +84,9 @@ impl Endpoint {
             Endpoint::HlsKey => "hls_key",
             Endpoint::WidevineLicense => "widevine_license",
             Endpoint::Preflight => "cors_preflight",
+            Endpoint::WidevineKeys => "widevine_keys",
+            Endpoint::PlayReadyPackaging => "playready_packaging",
+            Endpoint::Speke => "speke",
             Endpoint::KeysCreate => "keys_create",
             Endpoint::KeysList => "keys_list",
             Endpoint::KeysGet => "keys_get",
@@ -130,6 +142,15 @@ pub fn route<'p>(listener: Listener, method: &Method, path: &'p str) -> Route<'p
             (Endpoint::HlsKey, Some(*kid), "GET")
         }
         (Listener::Public, ["widevine", "license"]) => (Endpoint::WidevineLicense, None, "POST"),
+        (Listener::Internal, ["widevine", "cenc", "getcontentkey", tenant])
+            if !tenant.is_empty() =>
+        {
+            (Endpoint::WidevineKeys, Some(*tenant), "POST")
+        }
+        (Listener::Internal, ["playready", "packaging", tenant]) if !tenant.is_empty() => {
+            (Endpoint::PlayReadyPackaging, Some(*tenant), "POST")
+        }
+        (Listener::Internal, ["speke", "v2"]) => (Endpoint::Speke, None, "POST"),
         (Listener::Internal, ["v1", "keys"]) if get => (Endpoint::KeysList, None, "GET, POST"),
         (Listener::Internal, ["v1", "keys"]) => (Endpoint::KeysCreate, None, "GET, POST"),
         (Listener::Internal, ["v1", "keys", kid]) if !kid.is_empty() => {

@@ -114,6 +114,25 @@ async fn handle(
                     resp
                 }
             },
+            Endpoint::WidevineKeys => {
+                crate::protocol::wvkeys::handler::handle(
+                    &app,
+                    req,
+                    param.as_deref().unwrap_or(""),
+                    &mut ctx,
+                )
+                .await
+            }
+            Endpoint::PlayReadyPackaging => {
+                crate::protocol::playready::packaging::handle(
+                    &app,
+                    req,
+                    param.as_deref().unwrap_or(""),
+                    &mut ctx,
+                )
+                .await
+            }
+            Endpoint::Speke => crate::protocol::cpix::handler::handle(&app, req, &mut ctx).await,
             Endpoint::KeysCreate => {
                 crate::protocol::keyapi::handler::create(&app, req, &mut ctx).await
             }

@@ -2,10 +2,14 @@
 //! and a thin handler that does the I/O through [`crate::app::App`].
 
 pub mod clearkey;
+pub mod cpix;
 pub mod hls;
 pub mod keyapi;
+pub mod playready;
 pub mod refusal;
+pub mod signalling;
 pub mod widevine;
+pub mod wvkeys;
 
 /// Protocol names used as metric labels and in audit records.
 pub const PROTOCOLS: [&str; 4] = ["clearkey", "hls", "keyapi", "widevine"];

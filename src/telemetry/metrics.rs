@@ -29,6 +29,8 @@ pub struct Metrics {
     licenses: HashMap<&'static str, IntCounter>,
     keys_released: HashMap<&'static str, IntCounter>,
     denials: HashMap<&'static str, IntCounter>,
+    /// `tessera_packaging_responses_total{protocol, status}`.
+    pub packaging: IntCounterVec,
     /// Keys created, by source (`generated`, `imported`).
     pub keys_created: IntCounterVec,
     /// Keys revoked.
@@ -144,6 +146,12 @@ impl Metrics {
                 .iter()
                 .map(|p| (*p, denials.with_label_values(&[p])))
                 .collect(),
+            packaging: counter_vec(
+                &r,
+                "packaging_responses_total",
+                "Answers to packagers (Widevine-style key API, PlayReady packaging, SPEKE), by protocol and status.",
+                &["protocol", "status"],
+            ),
             keys_created: counter_vec(
                 &r,
                 "keys_created_total",

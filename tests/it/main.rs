@@ -11,5 +11,6 @@ mod hls;
 mod interop;
 mod keyapi;
 mod ops;
+mod packager;
 mod support;
 mod widevine;

@@ -3,11 +3,12 @@
 //! import of a KID that exists with the same key is a no-op, with another key a 409.
 
 use super::message::{self, Create, KeyView};
+use super::provision;
 use crate::app::{App, now_secs};
 use crate::auth::Scope;
 use crate::http::error::{self, ApiError};
 use crate::http::{Ctx, body};
-use crate::keyring::{ContentKey, KeyId, KeyMeta, KeyState};
+use crate::keyring::{KeyId, KeyMeta, KeyState};
 use crate::store::{self, KeyRecord};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -41,6 +42,17 @@ pub enum Error {
     /// Store or keyring failure.
     #[error(transparent)]
     App(#[from] crate::app::Error),
+}
+
+impl From<provision::Error> for Error {
+    fn from(e: provision::Error) -> Self {
+        match e {
+            provision::Error::Conflict(kid) | provision::Error::Revoked(kid) => {
+                Error::Conflict(kid)
+            }
+            provision::Error::App(e) => Error::App(e),
+        }
+    }
 }
 
 impl From<store::Error> for Error {
@@ -111,114 +123,39 @@ async fn create_inner(
     let request = message::parse_create(&bytes, app.config.limits.max_kids_per_request)?;
     let tenant_id = app.auth.tenant_id(svc.tenant).to_owned();
     let now = now_secs();
-    let (content_id, records, imported) = match request {
+    let (content_id, provisioned, imported) = match request {
         Create::Generate {
             content_id,
             tracks,
             periods,
         } => {
-            let existing = app
-                .timed(
-                    "list_by_content",
-                    app.store.list_by_content(&tenant_id, &content_id),
-                )
-                .await?;
-            let mut records = Vec::new();
-            for period in &periods {
-                for track in &tracks {
-                    let same =
-                        |e: &&KeyRecord| e.meta.track == Some(*track) && e.meta.period == *period;
-                    // Reuse the active key of (track, period). Revoked keys are never handed
-                    // out again: their count is the generation of the replacement's KID.
-                    if let Some(e) = existing.iter().filter(same).find(|e| e.meta.is_active()) {
-                        records.push(e.clone());
-                        continue;
-                    }
-                    let generation = existing.iter().filter(same).count() as u32;
-                    let meta = KeyMeta {
-                        kid: app.keyring.derive_kid(
-                            &tenant_id,
-                            &content_id,
-                            track.as_str(),
-                            *period,
-                            generation,
-                        ),
-                        content_id: content_id.clone(),
-                        track: Some(*track),
-                        period: *period,
-                        created_at: now,
-                        state: KeyState::Active,
-                    };
-                    let key = ContentKey::generate().map_err(crate::app::Error::from)?;
-                    let sealed = app
-                        .keyring
-                        .seal(&tenant_id, &meta, &key)
-                        .map_err(crate::app::Error::from)?;
-                    records.push(KeyRecord { meta, sealed });
-                }
-            }
-            (content_id, records, false)
+            let slots: Vec<provision::Slot> = periods
+                .iter()
+                .flat_map(|&period| {
+                    tracks.iter().map(move |&track| provision::Slot {
+                        track: Some(track),
+                        period,
+                    })
+                })
+                .collect();
+            let keys = provision::by_slot(app, svc.tenant, &content_id, &slots, now).await?;
+            (content_id, keys, false)
         }
         Create::Import { content_id, keys } => {
-            let mut records = Vec::with_capacity(keys.len());
-            for k in keys {
-                let meta = KeyMeta {
-                    kid: k.kid,
-                    content_id: content_id.clone(),
-                    track: k.track,
-                    period: k.period,
-                    created_at: now,
-                    state: KeyState::Active,
-                };
-                let sealed = app
-                    .keyring
-                    .seal(&tenant_id, &meta, &k.key)
-                    .map_err(crate::app::Error::from)?;
-                records.push(KeyRecord { meta, sealed });
-            }
-            (content_id, records, true)
+            let keys = import(app, svc.tenant, &tenant_id, &content_id, keys, now).await?;
+            (content_id, keys, true)
         }
     };
-    // Derived KIDs name their key; imported ones must match it byte for byte, checked by the
-    // store inside its transaction so a 409 leaves nothing of the request behind.
-    let same_key = if imported {
-        let (keyring, tenant) = (app.keyring.clone(), tenant_id.clone());
-        let same: crate::store::SameKey =
-            std::sync::Arc::new(move |old: &KeyRecord, new: &KeyRecord| {
-                match (
-                    keyring.open(&tenant, &old.meta, &old.sealed),
-                    keyring.open(&tenant, &new.meta, &new.sealed),
-                ) {
-                    (Ok(a), Ok(b)) => crate::crypto::ct_eq(a.expose(), b.expose()),
-                    _ => false,
-                }
-            });
-        same
-    } else {
-        crate::store::any_key()
-    };
-    let inserted = app
-        .timed(
-            "insert_keys",
-            app.store.insert_keys(&tenant_id, records, same_key),
-        )
-        .await?;
-    let mut views = Vec::with_capacity(inserted.len());
+    let mut views = Vec::with_capacity(provisioned.len());
     let (mut created, mut reused) = (Vec::new(), Vec::new());
-    for ins in inserted {
-        let cached = app.open_and_cache(svc.tenant, ins.record)?;
-        if ins.created {
-            created.push(cached.meta.kid)
+    for p in &provisioned {
+        if p.created {
+            created.push(p.key.meta.kid)
         } else {
-            reused.push(cached.meta.kid)
+            reused.push(p.key.meta.kid)
         }
-        views.push(view(&svc, &cached));
+        views.push(view(&svc, &p.key));
     }
-    let source = if imported { "imported" } else { "generated" };
-    app.metrics
-        .keys_created
-        .with_label_values(&[source])
-        .inc_by(created.len() as u64);
     let subject = svc.subject.as_deref();
     let any_created = !created.is_empty();
     if any_created {
@@ -234,6 +171,64 @@ async fn create_inner(
         StatusCode::OK
     };
     Ok(json(status, &views))
+}
+
+/// Stores imported keys. A KID that exists with the same key is a no-op, with another key
+/// or content id a 409; the store checks inside its transaction, so a 409 leaves nothing of
+/// the request behind.
+async fn import(
+    app: &App,
+    tenant: u32,
+    tenant_id: &str,
+    content_id: &str,
+    keys: Vec<message::Import>,
+    now: u64,
+) -> Result<Vec<provision::Provisioned>, Error> {
+    let mut records = Vec::with_capacity(keys.len());
+    for k in keys {
+        let meta = KeyMeta {
+            kid: k.kid,
+            content_id: content_id.to_owned(),
+            track: k.track,
+            period: k.period,
+            created_at: now,
+            state: KeyState::Active,
+        };
+        let sealed = app
+            .keyring
+            .seal(tenant_id, &meta, &k.key)
+            .map_err(crate::app::Error::from)?;
+        records.push(KeyRecord { meta, sealed });
+    }
+    let (keyring, tenant_owned) = (app.keyring.clone(), tenant_id.to_owned());
+    let same_key: crate::store::SameKey =
+        std::sync::Arc::new(move |old: &KeyRecord, new: &KeyRecord| {
+            match (
+                keyring.open(&tenant_owned, &old.meta, &old.sealed),
+                keyring.open(&tenant_owned, &new.meta, &new.sealed),
+            ) {
+                (Ok(a), Ok(b)) => crate::crypto::ct_eq(a.expose(), b.expose()),
+                _ => false,
+            }
+        });
+    let inserted = app
+        .timed(
+            "insert_keys",
+            app.store.insert_keys(tenant_id, records, same_key),
+        )
+        .await?;
+    let mut out = Vec::with_capacity(inserted.len());
+    for ins in inserted {
+        out.push(provision::Provisioned {
+            created: ins.created,
+            key: app.open_and_cache(tenant, ins.record)?,
+        });
+    }
+    app.metrics
+        .keys_created
+        .with_label_values(&["imported"])
+        .inc_by(out.iter().filter(|p| p.created).count() as u64);
+    Ok(out)
 }
 
 /// The API view of a key: material only for tokens that may read keys, and never for a
