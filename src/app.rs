@@ -89,6 +89,8 @@ pub struct App {
     pub widevine: Option<Arc<crate::protocol::widevine::Widevine>>,
     /// Request signers of the Widevine-style key API, per tenant.
     pub signers: crate::protocol::wvkeys::Signers,
+    /// `scheme://addr` of the bound public listener (set once it is bound).
+    pub bound_public_url: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for App {
@@ -255,7 +257,20 @@ impl App {
             metrics_token,
             widevine,
             signers,
+            bound_public_url: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// The base URL players reach the public listener at: `[packaging] public_url`, else
+    /// the bound public listener's address.
+    pub fn public_url(&self) -> String {
+        match (
+            &self.config.packaging.public_url,
+            self.bound_public_url.get(),
+        ) {
+            (Some(_), _) | (None, None) => self.config.public_url(),
+            (None, Some(bound)) => bound.clone(),
+        }
     }
 
     /// Deadline for reading a request body.

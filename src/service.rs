@@ -46,6 +46,15 @@ pub async fn start(app: Arc<App>) -> Result<Running, String> {
         .transpose()?;
     let public_addr = public.local_addr().map_err(|e| e.to_string())?;
     let internal_addr = internal.local_addr().map_err(|e| e.to_string())?;
+    // Signalling names the public listener; with port 0 only the bound address says where.
+    let scheme = if cfg.public_tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let _ = app
+        .bound_public_url
+        .set(format!("{scheme}://{public_addr}"));
     app.start_background().await.map_err(|e| e.to_string())?;
     let (stop, rx) = watch::channel(false);
     let until = |mut rx: watch::Receiver<bool>| async move {

@@ -129,6 +129,17 @@ impl RsaPublicKey {
         Ok((Self::checked(rsa)?, bits))
     }
 
+    /// The modulus size of an X.509 certificate's RSA key (DER), without the size checks of
+    /// [`RsaPublicKey::from_x509_der`], so a caller can say why a key is refused.
+    pub fn x509_bits(der: &[u8]) -> Result<u32, Error> {
+        let cert = openssl::x509::X509::from_der(der).map_err(|_| Error::Malformed)?;
+        let rsa = cert
+            .public_key()
+            .and_then(|k| k.rsa())
+            .map_err(|_| Error::Malformed)?;
+        Ok(rsa.n().num_bits().unsigned_abs())
+    }
+
     /// Modulus size in bits.
     pub fn bits(&self) -> u32 {
         self.0.bits()

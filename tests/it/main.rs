@@ -12,5 +12,6 @@ mod interop;
 mod keyapi;
 mod ops;
 mod packager;
+mod speke;
 mod support;
 mod widevine;

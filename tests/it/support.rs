@@ -341,3 +341,30 @@ pub fn key_of(keys: &[Value], track: &str) -> Vec<u8> {
     )
     .unwrap()
 }
+
+/// Sends only the head of a POST declaring a `Content-Length` of `len` and returns the
+/// response status: a body cap must refuse on the header alone, without reading the body
+/// (sending a real oversized body races the server closing the connection).
+pub async fn status_for_declared_length(
+    base: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    len: usize,
+) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut head = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {len}\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    text.split(' ').nth(1).unwrap().parse().unwrap()
+}

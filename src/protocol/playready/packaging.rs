@@ -244,7 +244,7 @@ async fn answer(
         .first()
         .ok_or_else(|| Error::Internal("no key provisioned".into()))?
         .key;
-    let la_url = format!("{}/playready/license", app.config.public_url());
+    let la_url = format!("{}/playready/license", app.public_url());
     let pro = playready_pro(
         &[HeaderKey {
             kid: key.meta.kid,
