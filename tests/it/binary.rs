@@ -10,10 +10,10 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
-    public: String,
-    internal: String,
+    pub(crate) public: String,
+    pub(crate) internal: String,
 }
 
 impl Drop for Proc {
@@ -23,7 +23,7 @@ impl Drop for Proc {
     }
 }
 
-fn tessera(args: &[&str], cwd: &Path) -> Command {
+pub(crate) fn tessera(args: &[&str], cwd: &Path) -> Command {
     let mut c = Command::new(BIN);
     c.args(args)
         .current_dir(cwd)
@@ -33,7 +33,7 @@ fn tessera(args: &[&str], cwd: &Path) -> Command {
 }
 
 /// Starts `tessera serve` and waits for its "listening" line.
-fn serve(mut cmd: Command) -> Result<Proc, String> {
+pub(crate) fn serve(mut cmd: Command) -> Result<Proc, String> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -78,7 +78,7 @@ fn sigterm(p: &mut Proc) -> std::process::ExitStatus {
     panic!("tessera did not exit after SIGTERM");
 }
 
-fn run(cmd: &mut Command) -> (i32, String, String) {
+pub(crate) fn run(cmd: &mut Command) -> (i32, String, String) {
     let out = cmd.output().unwrap();
     (
         out.status.code().unwrap_or(-1),

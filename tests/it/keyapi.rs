@@ -1,7 +1,7 @@
 //! The REST key API on the internal listener.
 
 use crate::support::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn create_get_list_revoke() {
@@ -459,4 +459,87 @@ async fn a_conflicting_import_writes_nothing() {
         )
         .await;
     assert_eq!(r.status, 404, "nothing of the refused batch was stored");
+}
+
+/// A packager that fetches keys through the REST API gets the signalling it writes into its
+/// output, consistent with the key: Widevine and common PSSH naming the KID, a PlayReady
+/// Object whose checksum matches the key.
+#[tokio::test]
+async fn keys_come_with_their_signalling() {
+    use tessera::keyring::KeyId;
+    use tessera::protocol::playready::header::{checksum, guid_le};
+    let s = Server::start().await;
+    let keys = s.create_keys("acme", "signalled-1", &["HD"]).await;
+    let kid = KeyId::parse(keys[0]["kid"].as_str().unwrap()).unwrap();
+    let key: [u8; 16] = key_of(&keys, "HD").try_into().unwrap();
+    let sig = &keys[0]["signalling"];
+    assert_eq!(sig["scheme"], "cenc");
+    let b64 = |v: &Value| tessera::encoding::b64_decode(v.as_str().unwrap()).unwrap();
+    let wv = b64(&sig["widevine_pssh"]);
+    assert_eq!(&wv[4..8], b"pssh");
+    assert!(wv.windows(16).any(|w| w == kid.as_bytes()));
+    let common = b64(&sig["common_pssh"]);
+    assert_eq!((common[8], &common[32..48]), (1, &kid.as_bytes()[..]));
+    let pro = b64(&sig["playready_pro"]);
+    let header = String::from_utf16(
+        &pro[10..]
+            .chunks(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let enc = tessera::encoding::b64_encode;
+    assert!(
+        header.contains(&format!(r#"VALUE="{}""#, enc(&guid_le(&kid)))),
+        "{header}"
+    );
+    assert!(
+        header.contains(&format!(r#"CHECKSUM="{}""#, enc(&checksum(&kid, &key)))),
+        "{header}"
+    );
+    assert!(b64(&sig["playready_pssh"]).ends_with(&pro));
+    // cbcs: AESCBC, no checksum; a bad scheme is a 400.
+    let r = s
+        .keyapi(
+            "acme",
+            "GET",
+            &format!("/v1/keys/{kid}?scheme=cbcs"),
+            &["keys:read"],
+            Value::Null,
+        )
+        .await;
+    let sig = &r.json()["keys"][0]["signalling"];
+    assert_eq!(sig["scheme"], "cbcs");
+    let pro = b64(&sig["playready_pro"]);
+    let utf16: Vec<u16> = pro[10..]
+        .chunks(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    let header = String::from_utf16(&utf16).unwrap();
+    assert!(
+        header.contains(r#"ALGID="AESCBC""#) && !header.contains("CHECKSUM"),
+        "{header}"
+    );
+    let r = s
+        .keyapi(
+            "acme",
+            "GET",
+            &format!("/v1/keys/{kid}?scheme=rot13"),
+            &["keys:read"],
+            Value::Null,
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    // Revoked keys carry no signalling: nothing should be packaged with them.
+    assert_eq!(s.revoke("acme", &kid.to_string()).await.status, 200);
+    let r = s
+        .keyapi(
+            "acme",
+            "GET",
+            &format!("/v1/keys/{kid}"),
+            &["keys:read"],
+            Value::Null,
+        )
+        .await;
+    assert!(r.json()["keys"][0].get("signalling").is_none());
 }

@@ -735,3 +735,71 @@ async fn playready_packaging_faults() {
     .await;
     assert_eq!(resp.status, 403);
 }
+
+/// The tutorial command line, unchanged but for the URL: dev-mode `tessera serve` accepts
+/// the public `widevine_test` signer for the `demo` tenant, and a player token minted by
+/// `tessera token` licenses the key the packager used.
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_mode_accepts_the_tutorial_widevine_test_signer() {
+    use super::binary::{run, serve, tessera};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = tessera(
+        &[
+            "serve",
+            "--public-addr",
+            "127.0.0.1:0",
+            "--internal-addr",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+    );
+    cmd.arg("--data-dir").arg(dir.path().join("data"));
+    let p = serve(cmd).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (signer, key, iv) = tessera::config::DEV_WIDEVINE_TEST_SIGNER;
+    let flags: Vec<String> = [
+        "--enable_widevine_encryption",
+        "--key_server_url",
+        &format!("{}/widevine/cenc/getcontentkey/demo", p.internal),
+        "--content_id",
+        "7465737420636f6e74656e74206964",
+        "--signer",
+        signer,
+        "--aes_signing_key",
+        key,
+        "--aes_signing_iv",
+        iv,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let (ok, log) = package(out.path(), false, flags).await;
+    assert!(ok, "{log}");
+    let init = tool(&["inspect", &segments(out.path(), "v")[0]]);
+    let kid = init["default_kid"].as_str().unwrap().to_owned();
+    let (code, token, err) = run(&mut tessera(
+        &[
+            "token",
+            "--tenant",
+            "demo",
+            "--content-id",
+            "test content id",
+            "--ttl",
+            "60",
+        ],
+        dir.path(),
+    ));
+    assert_eq!(code, 0, "{err}");
+    let lic = call(
+        &client(),
+        "POST",
+        &format!("{}/clearkey/license", p.public),
+        &[("authorization", &format!("Bearer {}", token.trim()))],
+        json!({"kids": [b64kid(&uuid(&kid))], "type": "temporary"}).to_string(),
+    )
+    .await;
+    assert_eq!(lic.status, 200, "{}", String::from_utf8_lossy(&lic.body));
+    let k = lic.json()["keys"][0]["k"].as_str().unwrap().to_owned();
+    let key = hex_encode(&tessera::encoding::b64url_decode(&k).unwrap());
+    let (_, cmp) = decrypt_and_compare(out.path(), "v", &[(kid, key)]);
+    assert_eq!(cmp["identical"], true, "{cmp}");
+}

@@ -2,13 +2,14 @@
 //! content id, track, period), so a retry, or two nodes racing, converge on one key; an
 //! import of a KID that exists with the same key is a no-op, with another key a 409.
 
-use super::message::{self, Create, KeyView};
+use super::message::{self, Create, KeyView, SignallingContext};
 use super::provision;
 use crate::app::{App, now_secs};
 use crate::auth::Scope;
 use crate::http::error::{self, ApiError};
 use crate::http::{Ctx, body};
 use crate::keyring::{KeyId, KeyMeta, KeyState};
+use crate::protocol::signalling::Scheme;
 use crate::store::{self, KeyRecord};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -113,6 +114,7 @@ async fn create_inner(
 ) -> Result<Response<Full<Bytes>>, Error> {
     let (parts, body) = req.into_parts();
     let svc = app.authorize(&parts.headers, Scope::KeysWrite, ctx).await?;
+    let scheme = scheme(&parts.uri)?;
     let bytes = body::collect(
         &parts.headers,
         body,
@@ -154,7 +156,7 @@ async fn create_inner(
         } else {
             reused.push(p.key.meta.kid)
         }
-        views.push(view(&svc, &p.key));
+        views.push(view(app, &svc, &p.key, scheme));
     }
     let subject = svc.subject.as_deref();
     let any_created = !created.is_empty();
@@ -232,10 +234,34 @@ async fn import(
 }
 
 /// The API view of a key: material only for tokens that may read keys, and never for a
-/// revoked key (revoked means never released again, by any interface).
-fn view(svc: &crate::auth::Service, k: &crate::keyring::CachedKey) -> KeyView {
+/// revoked key (revoked means never released again, by any interface); the signalling of
+/// active keys for the scheme of `?scheme=` (default `cenc`).
+fn view(
+    app: &App,
+    svc: &crate::auth::Service,
+    k: &crate::keyring::CachedKey,
+    scheme: Scheme,
+) -> KeyView {
     let material = (svc.can_read && k.meta.is_active()).then_some(&k.key);
-    KeyView::new(&k.meta, material)
+    let la_url = format!("{}/playready/license", app.public_url());
+    KeyView::new(&k.meta, material).with_signalling(
+        &k.meta,
+        material,
+        &SignallingContext {
+            scheme,
+            provider: &app.config.packaging.widevine_provider,
+            la_url: &la_url,
+        },
+    )
+}
+
+/// The `?scheme=` of a request.
+fn scheme(uri: &http::Uri) -> Result<Scheme, Error> {
+    match body::query_param(uri.query(), "scheme") {
+        None => Ok(Scheme::Cenc),
+        Some(s) => Scheme::parse(&s)
+            .ok_or_else(|| Error::Param(format!("scheme {s:?} (cenc, cbcs, cens, cbc1)"))),
+    }
 }
 
 /// Records a key API event (the token id of a service token is not kept).
@@ -272,6 +298,7 @@ pub async fn get(
     respond(
         async {
             let svc = app.authorize(req.headers(), Scope::KeysRead, ctx).await?;
+            let scheme = scheme(req.uri())?;
             let kid = parse_kid(kid)?;
             let found = app.lookup_keys(svc.tenant, &[kid]).await?;
             let key = found
@@ -288,7 +315,7 @@ pub async fn get(
                 svc.subject.as_deref(),
             )
             .await;
-            Ok(json(StatusCode::OK, &[view(&svc, &key)]))
+            Ok(json(StatusCode::OK, &[view(app, &svc, &key, scheme)]))
         }
         .await,
     )
@@ -299,6 +326,7 @@ pub async fn list(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Response<
     respond(
         async {
             let svc = app.authorize(req.headers(), Scope::KeysRead, ctx).await?;
+            let scheme = scheme(req.uri())?;
             let content_id = body::query_param(req.uri().query(), "content_id")
                 .filter(|c| !c.is_empty())
                 .ok_or_else(|| Error::Param("content_id query parameter is required".into()))?;
@@ -312,7 +340,7 @@ pub async fn list(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Response<
             let mut views = Vec::with_capacity(records.len());
             for rec in records {
                 let k = app.open_and_cache(svc.tenant, rec)?;
-                views.push(view(&svc, &k));
+                views.push(view(app, &svc, &k, scheme));
             }
             if !views.is_empty() {
                 audit(

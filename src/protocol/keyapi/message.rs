@@ -200,6 +200,36 @@ pub struct KeyView {
     /// Unix seconds of revocation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<u64>,
+    /// What a packager writes into its output for this key (active keys only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signalling: Option<Signalling>,
+}
+
+/// PSSH boxes and the PlayReady Object for one key, base64: what a packager that fetched or
+/// imported the key through this API writes into its output (`docs/protocols.md`, "Key API").
+#[derive(Debug, Serialize)]
+pub struct Signalling {
+    /// The protection scheme the values are for.
+    pub scheme: &'static str,
+    /// Widevine `pssh` box (v0; data names the KID, content id and scheme).
+    pub widevine_pssh: String,
+    /// PlayReady `pssh` box (v0 around the PRO).
+    pub playready_pssh: String,
+    /// PlayReady Object (WRMHEADER 4.3 with the licence URL).
+    pub playready_pro: String,
+    /// W3C common `pssh` box (v1, the KID): what Clear Key players read.
+    pub common_pssh: String,
+}
+
+/// Where the signalling points and what it names besides the key.
+#[derive(Clone, Copy, Debug)]
+pub struct SignallingContext<'a> {
+    /// Protection scheme.
+    pub scheme: crate::protocol::signalling::Scheme,
+    /// `provider` of Widevine PSSH data.
+    pub provider: &'a str,
+    /// PlayReady licence URL.
+    pub la_url: &'a str,
 }
 
 impl KeyView {
@@ -218,7 +248,47 @@ impl KeyView {
             created_at: meta.created_at,
             state,
             revoked_at,
+            signalling: None,
         }
+    }
+
+    /// Adds the signalling of an active key. The PlayReady checksum needs the key bytes; it
+    /// is left out without them (it is optional in WRMHEADER 4.3).
+    pub fn with_signalling(
+        mut self,
+        meta: &KeyMeta,
+        key: Option<&ContentKey>,
+        ctx: &SignallingContext<'_>,
+    ) -> Self {
+        use crate::protocol::playready::header::HeaderKey;
+        use crate::protocol::signalling as sig;
+        if !meta.is_active() {
+            return self;
+        }
+        let kids = [meta.kid];
+        let data = sig::widevine_pssh_data(
+            &kids,
+            ctx.provider,
+            meta.content_id.as_bytes(),
+            Some(ctx.scheme),
+            meta.period.and_then(|p| u32::try_from(p).ok()),
+        );
+        let pro = sig::playready_pro(
+            &[HeaderKey {
+                kid: meta.kid,
+                key: key.map(ContentKey::expose),
+            }],
+            ctx.scheme,
+            Some(ctx.la_url),
+        );
+        self.signalling = Some(Signalling {
+            scheme: ctx.scheme.as_str(),
+            widevine_pssh: b64_encode(&sig::widevine_pssh(&data)),
+            playready_pssh: b64_encode(&sig::playready_pssh(&pro)),
+            playready_pro: b64_encode(&pro),
+            common_pssh: b64_encode(&sig::common_pssh(&kids)),
+        });
+        self
     }
 }
 
