@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Licence throughput, measured in one run on this machine, against a reference in the same run.
 #
-#   load-tests/run.sh [clearkey|widevine|all]     (default all)
+#   load-tests/run.sh [clearkey|widevine|speke|all]     (default all)
 #   DURATION=8 CONNECTIONS=50 TOKENS=900000 to tune
 #
 # clearkey: POST /clearkey/license vs a bare hyper endpoint (load-tests/baseline.rs) on the
@@ -12,6 +12,11 @@
 #   implementation of each step available from the registries (target ratio >= 0.6). Also
 #   printed: the ratio to the strict floor (Tessera's own steps where faster) and to a bare
 #   hyper endpoint spinning the strict floor per request.
+# speke: POST /speke/v2 as an encryptor starting new content on every request (fresh contentId
+#   and KIDs: each request creates, seals and durably stores its keys, then answers with
+#   Widevine, PlayReady and FairPlay signalling), with 2 and 8 keys, clear and encrypted
+#   delivery (RSA-2048 recipient). Printed: requests/s, p50/p99, and the ratio to a bare hyper
+#   endpoint answering a response-sized body. No target ratio: the cost is the store write.
 #
 # Tessera runs in dev mode (embedded store, audit trail on, HS256 tokens) pinned to CPU 0;
 # wrk runs pinned to CPU 1 and sends a DIFFERENT token on every request, as real viewers do.
@@ -152,4 +157,37 @@ w, floor, h = parse(sys.argv[1]), float(sys.argv[2]), parse(sys.argv[3])
 print(f"ratio to the strict floor ({floor:.1f} us, Tessera's faster steps included): {rps(w) * floor / 1e6:.3f}")
 print(f"ratio to bare hyper spinning the strict floor ({rps(h):.0f} req/s): {rps(w) / rps(h):.3f}")
 PY
+fi
+
+if [ "$SCENARIO" = speke ] || [ "$SCENARIO" = all ]; then
+  start_tessera
+  SVC=$("$BIN" token --tenant demo --scope keys:write --scope keys:read --ttl 3600)
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/recipient.key" -subj /CN=bench-encryptor \
+    -days 1 -outform DER -out "$WORK/recipient.der" 2>/dev/null
+  CERT_B64=$(base64 -w0 "$WORK/recipient.der")
+  for mode in clear encrypted; do
+    for keys in 2 8; do
+      cert=""; [ "$mode" = encrypted ] && cert=$CERT_B64
+      SIZE=$(curl -s -o /dev/null -w '%{size_download}' -X POST "http://$INT/speke/v2" -H "Authorization: Bearer $SVC" \
+        -H 'X-Speke-Version: 2.0' --data-binary @<(KEYS=$keys CERT_B64=$cert python3 load-tests/speke_body.py))
+      echo "== tessera /speke/v2: $keys keys, $mode delivery (response $SIZE B) ==" >&2
+      R=$(run_wrk load-tests/speke.lua "http://$INT/speke/v2" TOKEN="$SVC" KEYS=$keys CERT_B64="$cert")
+      eval "SPEKE_${mode}_${keys}='$R'"
+      eval "SIZE_${mode}_${keys}=$SIZE"
+    done
+  done
+  METRICS=$(curl -s "http://$INT/metrics" | grep -E '^tessera_(packaging_responses_total\{protocol="speke"|keys_created_total|store_operation_duration_seconds_(sum|count)\{op="insert_keys")')
+  stop_tessera
+  for mode in clear encrypted; do
+    for keys in 2 8; do
+      eval "R=\$SPEKE_${mode}_${keys}"; eval "SIZE=\$SIZE_${mode}_${keys}"
+      BASELINE_BODY_BYTES=$SIZE taskset -c $SERVER_CPU target/release/examples/baseline $BASE >/dev/null &
+      BASE_PID=$!
+      pids+=($BASE_PID)
+      wait_port $BASE
+      B=$(run_wrk load-tests/speke.lua "http://$BASE/" TOKEN=x KEYS=$keys CERT_B64="")
+      kill "$BASE_PID"; wait "$BASE_PID" 2>/dev/null || true
+      report "tessera speke $keys keys $mode" "$R" "bare hyper, $SIZE B answer" "$(rps_of "$B")" "none" "$METRICS"
+    done
+  done
 fi
