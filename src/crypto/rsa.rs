@@ -117,8 +117,9 @@ impl RsaPublicKey {
         Self::checked(rsa)
     }
 
-    /// The RSA key of an X.509 certificate (DER), with the modulus size in bits; the size
-    /// limits are checked by [`RsaPublicKey::checked_bits`] so callers can report them.
+    /// The RSA key of an X.509 certificate (DER), with its modulus size in bits. Keys outside
+    /// [`MIN_BITS`]..=[`MAX_BITS`] are refused; [`RsaPublicKey::x509_bits`] tells a caller
+    /// the size first so it can say why.
     pub fn from_x509_der(der: &[u8]) -> Result<(Self, u32), Error> {
         let cert = openssl::x509::X509::from_der(der).map_err(|_| Error::Malformed)?;
         let rsa = cert

@@ -126,6 +126,8 @@ pub struct KeyRequest {
     pub track_type: Option<String>,
     /// Period index of its usage rule's `KeyPeriodFilter`, if any.
     pub period: Option<u64>,
+    /// The request has an empty `explicitIV`: the encryptor asks Tessera for the IV.
+    pub wants_iv: bool,
 }
 
 /// A validated request: the tree to fill, and what it asks for.
@@ -229,6 +231,7 @@ pub fn parse(body: &[u8], speke_version: Option<&str>, max_keys: usize) -> Resul
             _ => scheme_text = Some(s),
         }
         if let Some(iv) = ck.attr("explicitIV")
+            && !iv.is_empty()
             && b64_decode(iv).map_or(true, |v| v.len() != 16)
         {
             return Err(invalid(format!(
@@ -276,8 +279,12 @@ pub fn parse(body: &[u8], speke_version: Option<&str>, max_keys: usize) -> Resul
             kid,
             track_type: None,
             period: None,
+            wants_iv: false,
         })
         .collect();
+    for (k, ck) in keys.iter_mut().zip(cpix_children(key_list, "ContentKey")) {
+        k.wants_iv = ck.attr("explicitIV") == Some("");
+    }
     let mut seen: HashSet<(String, Vec<String>)> = HashSet::new();
     let mut rule_count = 0;
     let mut has_all = false;
@@ -479,12 +486,16 @@ impl Prefixes {
 }
 
 /// Fills the request with `keys` (positional, as [`Request::keys`]) and returns the response
-/// document. With recipients, keys are encrypted to them under fresh document keys.
+/// document. With recipients, keys are encrypted to them under fresh document keys. `ivs`
+/// (positional too) fills the `explicitIV` of keys whose request left it empty.
 pub fn respond(
     mut request: Request,
     keys: &[[u8; 16]],
+    ivs: &[[u8; 16]],
     ctx: &Context<'_>,
 ) -> Result<String, Error> {
+    let iv_of: HashMap<KeyId, &[u8; 16]> =
+        request.keys.iter().map(|k| k.kid).zip(ivs.iter()).collect();
     let by_kid: HashMap<KeyId, &[u8; 16]> = request
         .keys
         .iter()
@@ -555,6 +566,11 @@ pub fn respond(
                 for ck in list.elements_mut().filter(|e| e.is(NS_CPIX, "ContentKey")) {
                     let kid = parse_kid(ck.attr("kid"), "ContentKey")?;
                     let key = by_kid.get(&kid).ok_or_else(|| invalid("key missing"))?;
+                    if ck.attr("explicitIV") == Some("")
+                        && let Some(iv) = iv_of.get(&kid)
+                    {
+                        ck.set_attr("explicitIV", b64_encode(&iv[..]));
+                    }
                     ck.remove_elements(|e| e.is(NS_CPIX, "Data"));
                     let mut secret = p.el("pskc", "Secret");
                     match &document_keys {
@@ -918,7 +934,7 @@ mod tests {
             )
             .unwrap();
             let keys = vec![[0x11; 16]; req.keys.len()];
-            let out = respond(req, &keys, &CTX).unwrap();
+            let out = respond(req, &keys, &[], &CTX).unwrap();
             let got = xml::parse(out.as_bytes()).unwrap();
             let want = xml::parse(&vector(&format!("speke/{name}.response.xml"))).unwrap();
             fn shape(e: &Element, path: &str, out: &mut Vec<String>) {
@@ -949,7 +965,7 @@ mod tests {
 <ContentKeyUsageRuleList><ContentKeyUsageRule kid="ac1f4667-cd91-3ae3-3137-ac232b0e6617" intendedTrackType="ALL"><VideoFilter/><AudioFilter/></ContentKeyUsageRule></ContentKeyUsageRuleList>
 </CPIX>"#;
         let req = parse(body.as_bytes(), Some("2.0"), 64).unwrap();
-        let out = respond(req, &[[2; 16]], &CTX).unwrap();
+        let out = respond(req, &[[2; 16]], &[], &CTX).unwrap();
         let root = xml::parse(out.as_bytes()).unwrap();
         assert!(root.attr("id").is_none(), "a v1 id is not echoed");
         assert!(root.declared_prefix(NS_PSKC).is_some_and(|p| !p.is_empty()));
@@ -1172,6 +1188,30 @@ mod tests {
     }
 
     #[test]
+    fn explicit_iv_is_echoed_or_filled() {
+        let body = |iv: &str| {
+            format!(
+                r#"<CPIX xmlns="urn:dashif:org:cpix" contentId="c" version="2.3"><ContentKeyList><ContentKey kid="11111111-1111-1111-1111-111111111111" commonEncryptionScheme="cbcs" explicitIV="{iv}"/></ContentKeyList><DRMSystemList><DRMSystem kid="11111111-1111-1111-1111-111111111111" systemId="94ce86fb-07ff-4f43-adb8-93d2fa968ca2"><HLSSignalingData playlist="media"/></DRMSystem></DRMSystemList><ContentKeyUsageRuleList><ContentKeyUsageRule kid="11111111-1111-1111-1111-111111111111" intendedTrackType="ALL"><VideoFilter/><AudioFilter/></ContentKeyUsageRule></ContentKeyUsageRuleList></CPIX>"#
+            )
+        };
+        let sent = "AAECAwQFBgcICQoLDA0ODw==";
+        let req = parse(body(sent).as_bytes(), Some("2.0"), 8).unwrap();
+        assert!(!req.keys[0].wants_iv);
+        let out = respond(req, &[[1; 16]], &[[5; 16]], &CTX).unwrap();
+        assert!(
+            out.contains(&format!(r#"explicitIV="{sent}""#)),
+            "kept as sent"
+        );
+        let req = parse(body("").as_bytes(), Some("2.0"), 8).unwrap();
+        assert!(req.keys[0].wants_iv);
+        let out = respond(req, &[[1; 16]], &[[5; 16]], &CTX).unwrap();
+        assert!(
+            out.contains(&format!(r#"explicitIV="{}""#, b64_encode(&[5; 16]))),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn encrypted_delivery_round_trip_and_weak_certificates() {
         let private = RsaPrivateKey::generate(2048).unwrap();
         let cert = self_signed(&private);
@@ -1180,7 +1220,7 @@ mod tests {
             b64_encode(&cert)
         );
         let req = parse(body.as_bytes(), Some("2.0"), 64).unwrap();
-        let out = respond(req, &[[9; 16]], &CTX).unwrap();
+        let out = respond(req, &[[9; 16]], &[], &CTX).unwrap();
         assert!(!out.contains("PlainValue"));
         let keys = open_encrypted(out.as_bytes(), &private).unwrap();
         assert_eq!(keys.len(), 1);

@@ -183,12 +183,31 @@ async fn answer(
         .map_err(Error::Key)?;
     let material: Vec<[u8; 16]> = keys.iter().map(|p| *p.key.key.expose()).collect();
     let material = zeroize::Zeroizing::new(material);
+    // An IV the encryptor asks for is derived from the KID under a per-tenant secret, so a
+    // repeated request gets the same IV, on every node.
+    let iv_secret = app.keyring.purpose_secret("speke-explicit-iv");
+    let iv_key = crate::crypto::HmacKey::new(crate::crypto::HmacAlg::Sha256, &iv_secret[..]);
+    let tenant_id = app.auth.tenant_id(svc.tenant);
+    let ivs: Vec<[u8; 16]> = request
+        .keys
+        .iter()
+        .map(|k| {
+            let mut msg = tenant_id.as_bytes().to_vec();
+            msg.push(0);
+            msg.extend_from_slice(k.kid.as_bytes());
+            let mac = iv_key.sign(&msg);
+            let mut iv = [0u8; 16];
+            iv.copy_from_slice(&mac[..16]);
+            iv
+        })
+        .collect();
     let public_url = app.public_url();
     let version = request.version;
     let content_id = request.content_id.clone();
     let body = document::respond(
         request,
         &material,
+        &ivs,
         &Context {
             widevine_provider: &app.config.packaging.widevine_provider,
             public_url: &public_url,
