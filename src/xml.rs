@@ -4,18 +4,27 @@
 //!
 //! Safety (STYLE S5): callers cap the body before parsing; here a DTD is refused outright
 //! (so no entity can be declared, let alone expanded), only the five predefined entities
-//! and character references are resolved, and depth and node counts are bounded. Names are
+//! and character references are resolved, and depth, node and attribute counts are bounded.
+//! Namespace URIs are bounded in length and shared (one allocation per distinct URI), so a
+//! long URI used by many elements cannot multiply into memory. Names are
 //! matched by namespace URI and local name, never by prefix; the original qualified names
 //! and namespace declarations are kept so the document is written back as it came.
 
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
+use std::sync::Arc;
 
 /// Deepest element nesting accepted.
 pub const MAX_DEPTH: usize = 32;
-/// Most nodes (elements and text runs) accepted.
+/// Most nodes (elements, attributes and text runs) accepted.
 pub const MAX_NODES: usize = 100_000;
+/// Most attributes on one element.
+pub const MAX_ATTRIBUTES: usize = 64;
+/// Longest namespace URI accepted, bytes.
+pub const MAX_NAMESPACE_LEN: usize = 1024;
+/// Most namespace declarations on one element.
+const MAX_DECLARATIONS: usize = 32;
 
 /// Errors of the XML module.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -30,8 +39,8 @@ pub enum Error {
     /// Nested deeper than [`MAX_DEPTH`].
     #[error("XML nested deeper than {MAX_DEPTH} elements")]
     TooDeep,
-    /// More than [`MAX_NODES`] nodes.
-    #[error("XML with more than {MAX_NODES} nodes")]
+    /// More than [`MAX_NODES`] nodes, or more than [`MAX_ATTRIBUTES`] on one element.
+    #[error("XML with more than {MAX_NODES} nodes or {MAX_ATTRIBUTES} attributes on an element")]
     TooLarge,
     /// Not UTF-8 (the only encoding the protocols use).
     #[error("XML must be UTF-8")]
@@ -43,8 +52,8 @@ pub enum Error {
 pub struct Attr {
     /// Qualified name as written (`xmlns:cpix`, `kid`).
     pub qname: String,
-    /// Namespace URI.
-    pub ns: Option<String>,
+    /// Namespace URI (shared).
+    pub ns: Option<Arc<str>>,
     /// Local name.
     pub local: String,
     /// Value, entities resolved.
@@ -65,8 +74,8 @@ pub enum Node {
 pub struct Element {
     /// Qualified name as written.
     pub qname: String,
-    /// Namespace URI.
-    pub ns: Option<String>,
+    /// Namespace URI (shared).
+    pub ns: Option<Arc<str>>,
     /// Local name.
     pub local: String,
     /// Attributes in document order (namespace declarations included).
@@ -84,7 +93,7 @@ impl Element {
             } else {
                 format!("{prefix}:{local}")
             },
-            ns: Some(ns.to_owned()),
+            ns: Some(Arc::from(ns)),
             local: local.to_owned(),
             attrs: Vec::new(),
             children: Vec::new(),
@@ -126,7 +135,7 @@ impl Element {
     pub fn declare(&mut self, prefix: &str, ns: &str) {
         self.attrs.push(Attr {
             qname: format!("xmlns:{prefix}"),
-            ns: Some("http://www.w3.org/2000/xmlns/".into()),
+            ns: Some(Arc::from("http://www.w3.org/2000/xmlns/")),
             local: prefix.to_owned(),
             value: ns.to_owned(),
         });
@@ -226,9 +235,32 @@ fn malformed(e: impl std::fmt::Display) -> Error {
     Error::Malformed(e.to_string())
 }
 
-fn ns_of(r: ResolveResult<'_>) -> Result<Option<String>, Error> {
+/// The distinct namespace URIs of one document, each allocated once.
+#[derive(Default)]
+struct Namespaces(Vec<Arc<str>>);
+
+impl Namespaces {
+    fn get(&mut self, uri: &[u8]) -> Result<Arc<str>, Error> {
+        if uri.len() > MAX_NAMESPACE_LEN {
+            return Err(Error::Malformed(format!(
+                "namespace URI longer than {MAX_NAMESPACE_LEN} bytes"
+            )));
+        }
+        let uri = utf8(uri)?;
+        if let Some(known) = self.0.iter().find(|k| &***k == uri) {
+            return Ok(known.clone());
+        }
+        // At most MAX_DECLARATIONS * MAX_DEPTH URIs are in scope at once, and each is at
+        // most MAX_NAMESPACE_LEN bytes: the scan stays cheap and the table small.
+        let new: Arc<str> = Arc::from(uri);
+        self.0.push(new.clone());
+        Ok(new)
+    }
+}
+
+fn ns_of(r: ResolveResult<'_>, table: &mut Namespaces) -> Result<Option<Arc<str>>, Error> {
     match r {
-        ResolveResult::Bound(ns) => Ok(Some(utf8(ns.0)?.to_owned())),
+        ResolveResult::Bound(ns) => Ok(Some(table.get(ns.0)?)),
         ResolveResult::Unbound => Ok(None),
         ResolveResult::Unknown(p) => Err(Error::Malformed(format!(
             "undeclared namespace prefix {:?}",
@@ -242,13 +274,17 @@ pub fn parse(bytes: &[u8]) -> Result<Element, Error> {
     let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     let text = utf8(bytes)?;
     let mut reader = NsReader::from_str(text);
+    reader
+        .resolver_mut()
+        .set_max_declarations_per_element(MAX_DECLARATIONS);
+    let mut table = Namespaces::default();
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     let mut nodes = 0usize;
     loop {
         let (ns, event) = reader.read_resolved_event().map_err(malformed)?;
         let ns = match &event {
-            Event::Start(_) | Event::Empty(_) => ns_of(ns)?,
+            Event::Start(_) | Event::Empty(_) => ns_of(ns, &mut table)?,
             _ => None,
         };
         match event {
@@ -272,11 +308,15 @@ pub fn parse(bytes: &[u8]) -> Result<Element, Error> {
                 };
                 for a in e.attributes() {
                     let a = a.map_err(malformed)?;
+                    nodes += 1;
+                    if nodes > MAX_NODES || el.attrs.len() >= MAX_ATTRIBUTES {
+                        return Err(Error::TooLarge);
+                    }
                     let (ans, local) = reader.resolver().resolve_attribute(a.key);
                     let value = quick_xml::escape::unescape(utf8(&a.value)?).map_err(malformed)?;
                     el.attrs.push(Attr {
                         qname: utf8(a.key.as_ref())?.to_owned(),
-                        ns: ns_of(ans)?,
+                        ns: ns_of(ans, &mut table)?,
                         local: utf8(local.as_ref())?.to_owned(),
                         value: value.into_owned(),
                     });
@@ -427,5 +467,30 @@ mod tests {
         assert_eq!(parse(deep.as_bytes()).unwrap_err(), Error::TooDeep);
         let wide = format!("<a>{}</a>", "<b/>".repeat(MAX_NODES));
         assert_eq!(parse(wide.as_bytes()).unwrap_err(), Error::TooLarge);
+        let attrs: String = (0..=MAX_ATTRIBUTES)
+            .map(|i| format!(" a{i}=\"\""))
+            .collect();
+        assert_eq!(
+            parse(format!("<a{attrs}/>").as_bytes()).unwrap_err(),
+            Error::TooLarge
+        );
+        let long = format!(r#"<a xmlns="{}"/>"#, "u".repeat(MAX_NAMESPACE_LEN + 1));
+        assert!(matches!(parse(long.as_bytes()), Err(Error::Malformed(_))));
+        let decls: String = (0..40)
+            .map(|i| format!(r#" xmlns:p{i}="urn:{i}""#))
+            .collect();
+        assert!(parse(format!("<a{decls}/>").as_bytes()).is_err());
+    }
+
+    #[test]
+    fn one_namespace_uri_is_shared_by_every_element() {
+        let uri = "u".repeat(MAX_NAMESPACE_LEN);
+        let doc = format!(r#"<a xmlns="{uri}">{}</a>"#, "<b/>".repeat(1000));
+        let root = parse(doc.as_bytes()).unwrap();
+        let first = root.elements().next().unwrap().ns.clone().unwrap();
+        assert!(
+            root.elements()
+                .all(|e| Arc::ptr_eq(e.ns.as_ref().unwrap(), &first))
+        );
     }
 }

@@ -577,6 +577,14 @@ async fn key_api_statuses() {
         (
             "globex",
             envelope(
+                &json!({"content_id": b64_encode(b"x"), "tracks": tracks, "first_crypto_period_index": 4294967290u32, "crypto_period_count": 10}),
+                "tessera_test",
+            ),
+            "MALFORMED_REQUEST",
+        ),
+        (
+            "globex",
+            envelope(
                 &json!({"content_id": b64_encode(b"x"), "tracks": tracks, "protection_scheme": "ROT13"}),
                 "tessera_test",
             ),
@@ -611,6 +619,19 @@ async fn key_api_statuses() {
     let (_, inner) = key_api(&server, "globex", envelope(&dec, "tessera_test")).await;
     assert_eq!(inner["status"], "OK", "{inner}");
     assert_eq!(inner["tracks"][0]["key"], enc["tracks"][0]["key"]);
+    // A key revoked since packaging is refused, not replaced by its successor.
+    let sd_kid = tessera::keyring::KeyId::from_bytes(
+        b64_decode(enc["tracks"][0]["key_id"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    );
+    assert_eq!(
+        server.revoke("globex", &sd_kid.to_string()).await.status,
+        200
+    );
+    let (_, inner) = key_api(&server, "globex", envelope(&dec, "tessera_test")).await;
+    assert_eq!(inner["status"], "ACCESS_DENIED", "{inner}");
     let unknown = tessera::protocol::signalling::widevine_pssh_data(
         &[],
         "tessera",

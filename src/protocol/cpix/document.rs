@@ -24,6 +24,9 @@ pub const NS_ENC: &str = "http://www.w3.org/2001/04/xmlenc#";
 /// XML Signature namespace.
 pub const NS_DS: &str = "http://www.w3.org/2000/09/xmldsig#";
 
+/// Most `DeliveryData` recipients in one request (SPEKE uses one; each costs RSA work).
+pub const MAX_RECIPIENTS: usize = 4;
+
 /// DRM system ids Tessera signals.
 pub mod system {
     /// Widevine.
@@ -75,6 +78,11 @@ impl Error {
     /// True for a malformed body (HTTP 400) rather than a contract violation (422).
     pub fn is_malformed(&self) -> bool {
         matches!(self, Error::Xml(_))
+    }
+
+    /// True for Tessera's own failure (random numbers, a cipher), not the request's.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Error::Delivery(delivery::Error::Crypto))
     }
 }
 
@@ -217,18 +225,27 @@ pub fn parse(body: &[u8], speke_version: Option<&str>, max_keys: usize) -> Resul
     // Content keys: unique KIDs, one scheme for all.
     let key_list = one_list(&tree, "ContentKeyList", true)?.unwrap_or(&tree);
     let mut kids: Vec<KeyId> = Vec::new();
-    let mut scheme_text: Option<&str> = None;
+    let mut unique: HashSet<KeyId> = HashSet::new();
+    // The scheme of the first key; every other must name the same scheme (by meaning: `cbcs`
+    // and 2.1's `SAMPLE-AES` are one scheme).
+    let mut first_scheme: Option<Option<Scheme>> = None;
     for ck in cpix_children(key_list, "ContentKey") {
         let kid = parse_kid(ck.attr("kid"), "ContentKey")?;
-        if kids.contains(&kid) {
+        if !unique.insert(kid) {
             return Err(invalid(format!("ContentKey {kid} is listed twice")));
+        }
+        if kids.len() == max_keys {
+            return Err(invalid(format!(
+                "at most {max_keys} ContentKey elements per request"
+            )));
         }
         let s = ck
             .attr("commonEncryptionScheme")
             .ok_or_else(|| Error::MissingScheme(kid.to_string()))?;
-        match scheme_text {
-            Some(prev) if prev != s => return Err(Error::MixedSchemes),
-            _ => scheme_text = Some(s),
+        let this = scheme_of(s, version)?;
+        match first_scheme {
+            Some(first) if first != this => return Err(Error::MixedSchemes),
+            _ => first_scheme = Some(this),
         }
         if let Some(iv) = ck.attr("explicitIV")
             && !iv.is_empty()
@@ -240,15 +257,7 @@ pub fn parse(body: &[u8], speke_version: Option<&str>, max_keys: usize) -> Resul
         }
         kids.push(kid);
     }
-    if kids.is_empty() {
-        return Err(invalid("ContentKeyList has no ContentKey"));
-    }
-    if kids.len() > max_keys {
-        return Err(invalid(format!(
-            "at most {max_keys} ContentKey elements per request"
-        )));
-    }
-    let scheme = scheme_of(scheme_text.unwrap_or_default(), version)?;
+    let scheme = first_scheme.ok_or_else(|| invalid("ContentKeyList has no ContentKey"))?;
 
     // Periods.
     let mut periods: HashMap<&str, Option<u64>> = HashMap::new();
@@ -385,12 +394,22 @@ pub fn parse(body: &[u8], speke_version: Option<&str>, max_keys: usize) -> Resul
                 "DRMSystem {id} for KID {kid} is listed twice"
             )));
         }
-        for h in cpix_children(d, "HLSSignalingData") {
-            match h.attr("playlist") {
-                None | Some("media" | "master" | "multiVariant") => {}
-                Some(p) => {
+        // One of each signalling child (HLS: one per playlist kind): each is filled with
+        // kilobytes, so repeats would let a small request build a huge answer.
+        let mut asked: HashSet<&str> = HashSet::new();
+        for c in d.elements().filter(|e| e.ns.as_deref() == Some(NS_CPIX)) {
+            let slot = match (c.local.as_str(), c.attr("playlist")) {
+                ("HLSSignalingData", None | Some("media")) => "HLS media",
+                ("HLSSignalingData", Some("master" | "multiVariant")) => "HLS master",
+                ("HLSSignalingData", Some(p)) => {
                     return Err(invalid(format!("HLSSignalingData@playlist {p:?}")));
                 }
+                (other, _) => other,
+            };
+            if !asked.insert(slot) {
+                return Err(invalid(format!(
+                    "DRMSystem {id} for KID {kid} asks for {slot} more than once"
+                )));
             }
         }
     }
@@ -412,6 +431,11 @@ pub fn parse(body: &[u8], speke_version: Option<&str>, max_keys: usize) -> Resul
             let text: String = cert.text().split_ascii_whitespace().collect();
             let der = b64_decode(&text)
                 .map_err(|_| invalid("DeliveryKey X509Certificate is not base64"))?;
+            if recipients.len() == MAX_RECIPIENTS {
+                return Err(invalid(format!(
+                    "at most {MAX_RECIPIENTS} DeliveryData recipients per request"
+                )));
+            }
             Recipient::from_certificate(&der)?;
             recipients.push(der);
         }
@@ -725,7 +749,9 @@ fn fill_system(
         "HLSSignalingData" => hls.is_some(),
         "URIExtXKey" => uri.is_some(),
         "SmoothStreamingProtectionHeaderData" => smooth.is_some(),
-        _ => true,
+        // Signalling Tessera does not produce (HDS, for one) is removed rather than echoed
+        // empty: an encryptor treats an empty requested child as an error.
+        _ => false,
     };
     d.remove_elements(|e| e.ns.as_deref() == Some(NS_CPIX) && !keep(&e.local));
     for child in d
@@ -1146,6 +1172,10 @@ mod tests {
                     r#"commonEncryptionScheme="cenc" explicitIV="AAAA""#,
                 ),
                 "explicitIV",
+            ),
+            (
+                ok.replace("<c:PSSH/>", "<c:PSSH/><c:PSSH/>"),
+                "asks for PSSH more than once",
             ),
         ] {
             let err = parse(body.as_bytes(), Some("2.0"), 64)

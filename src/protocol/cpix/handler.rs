@@ -51,6 +51,7 @@ impl Error {
         match self {
             Error::Http(e) => e.status(),
             Error::Document(e) if e.is_malformed() => StatusCode::BAD_REQUEST,
+            Error::Document(e) if e.is_internal() => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Document(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Auth(e) => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED),
             Error::NoRead => StatusCode::FORBIDDEN,
@@ -65,6 +66,7 @@ impl Error {
         match self {
             Error::Http(e) => e.code(),
             Error::Document(e) if e.is_malformed() => "request_invalid",
+            Error::Document(e) if e.is_internal() => "internal",
             Error::Document(_) => "speke_contract",
             Error::Auth(e) => e.code(),
             Error::NoRead => "scope_missing",

@@ -112,13 +112,9 @@ pub async fn by_slot(
         };
         records.push(seal(app, &tenant_id, meta)?);
     }
-    // Derived KIDs name their key, so an existing record is the answer whatever its bytes.
-    let inserted = app
-        .timed(
-            "insert_keys",
-            app.store.insert_keys(&tenant_id, records, store::any_key()),
-        )
-        .await?;
+    // Derived KIDs name their key, so an existing record is the answer whatever its bytes,
+    // unless it was revoked meanwhile.
+    let inserted = insert(app, &tenant_id, records).await?;
     finish(app, tenant, inserted)
 }
 
@@ -173,12 +169,7 @@ pub async fn by_kid(
     if !records.is_empty() {
         // A racing creator of the same KID wins or loses as a whole; either way every node
         // ends up with the one stored key (the store returns it with `created: false`).
-        let inserted = app
-            .timed(
-                "insert_keys",
-                app.store.insert_keys(&tenant_id, records, store::any_key()),
-            )
-            .await?;
+        let inserted = insert(app, &tenant_id, records).await?;
         for ins in &inserted {
             check(&ins.record.meta, content_id)?;
         }
@@ -188,6 +179,37 @@ pub async fn by_kid(
         }
     }
     Ok(out.into_iter().flatten().collect())
+}
+
+/// Inserts records, all or none. An existing KID counts as "the same key" only while it is
+/// active: the check runs inside the store's write transaction, so a revocation racing this
+/// request fails the whole batch instead of leaving the request's other keys behind.
+async fn insert(
+    app: &App,
+    tenant_id: &str,
+    records: Vec<KeyRecord>,
+) -> Result<Vec<store::Inserted>, Error> {
+    let active: store::SameKey = Arc::new(|old: &KeyRecord, _: &KeyRecord| old.meta.is_active());
+    match app
+        .timed(
+            "insert_keys",
+            app.store.insert_keys(tenant_id, records, active),
+        )
+        .await
+    {
+        Ok(inserted) => Ok(inserted),
+        // Say which conflict it was: revoked, or another content id.
+        Err(store::Error::Conflict(kid)) => {
+            let existing = app
+                .timed("get_keys", app.store.get_keys(tenant_id, &[kid]))
+                .await?;
+            match existing.into_iter().flatten().next() {
+                Some(r) if !r.meta.is_active() => Err(Error::Revoked(kid)),
+                _ => Err(Error::Conflict(kid)),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn check(meta: &KeyMeta, content_id: &str) -> Result<(), Error> {

@@ -50,13 +50,22 @@ pub fn checksum(kid: &KeyId, key: &[u8; 16]) -> [u8; 8] {
     out
 }
 
-/// One protected key of a header.
-#[derive(Clone, Copy, Debug)]
+/// One protected key of a header. `Debug` never shows the key.
+#[derive(Clone, Copy)]
 pub struct HeaderKey<'a> {
     /// KID.
     pub kid: KeyId,
     /// The key, needed for the AESCTR checksum; `None` leaves the checksum out (optional).
     pub key: Option<&'a [u8; 16]>,
+}
+
+impl std::fmt::Debug for HeaderKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeaderKey")
+            .field("kid", &self.kid)
+            .field("key", &self.key.map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 fn escape(text: &str) -> String {

@@ -125,7 +125,8 @@ async fn answer(app: &App, tenant: &str, body: &[u8], ctx: &mut Ctx) -> Result<V
     let mut tracks = Vec::with_capacity(keys.len());
     for (slot, key) in plan.slots.iter().zip(&keys) {
         let kid = key.meta.kid;
-        let period = slot.period.map(|p| p as u32);
+        // Checked in `plan`: every period index fits the wire's uint32.
+        let period = slot.period.and_then(|p| u32::try_from(p).ok());
         tracks.push(Track {
             label: slot.label,
             kid: *kid.as_bytes(),
@@ -133,7 +134,7 @@ async fn answer(app: &App, tenant: &str, body: &[u8], ctx: &mut Ctx) -> Result<V
             pssh_data: widevine_pssh_data(
                 &[kid],
                 provider,
-                plan.pssh_content_id,
+                &plan.pssh_content_id,
                 plan.scheme,
                 period.filter(|_| plan.rotating),
             ),
@@ -162,7 +163,9 @@ async fn answer(app: &App, tenant: &str, body: &[u8], ctx: &mut Ctx) -> Result<V
 struct Plan<'r> {
     content_id: String,
     /// The bytes written into PSSH data's `content_id`.
-    pssh_content_id: &'r [u8],
+    pssh_content_id: Vec<u8>,
+    /// Decryption: the KIDs and period the file's PSSH data names.
+    pssh_kids: Vec<KeyId>,
     slots: Vec<Labelled<'r>>,
     scheme: Option<Scheme>,
     rotating: bool,
@@ -251,6 +254,13 @@ fn plan<'r>(app: &App, tenant: u32, r: &'r KeyRequest) -> Result<Plan<'r>, Refus
                     format!("crypto_period_count {count} exceeds {max}"),
                 ));
             }
+            // Period indexes are uint32 on the wire: the last one must be one too.
+            if first.checked_add(count - 1).is_none() {
+                return Err(refuse(
+                    Status::MalformedRequest,
+                    "crypto periods beyond index 4294967295",
+                ));
+            }
             let first = u64::from(first);
             (first..first + u64::from(count)).map(Some).collect()
         }
@@ -265,36 +275,37 @@ fn plan<'r>(app: &App, tenant: u32, r: &'r KeyRequest) -> Result<Plan<'r>, Refus
         return Err(refuse(Status::MalformedRequest, "too many keys requested"));
     }
     let rotating = periods[0].is_some();
-    let (content_bytes, create): (&[u8], bool) = match (&r.content_id, &r.pssh_data) {
+    let mut pssh_kids = Vec::new();
+    let (content_bytes, create): (Vec<u8>, bool) = match (&r.content_id, &r.pssh_data) {
         (Some(_), Some(_)) => {
             return Err(refuse(
                 Status::TooManyContentSpecifiers,
                 "give content_id or pssh_data, not both",
             ));
         }
-        (Some(c), None) => (c, true),
+        (Some(c), None) => (c.clone(), true),
         (None, Some(p)) => {
-            // Decryption (`--enable_widevine_decryption`): the content id from the PSSH data
-            // the packager found in the file.
+            // Decryption (`--enable_widevine_decryption`): the content id, KIDs and period
+            // of the PSSH data the packager found in the file.
             let data = pb::WidevinePsshData::decode(&p[..]).map_err(|_| {
                 refuse(
                     Status::InvalidWidevinePssh,
                     "pssh_data is not WidevinePsshData",
                 )
             })?;
-            let found = data
-                .content_id
-                .as_deref()
-                .filter(|c| !c.is_empty())
-                .ok_or_else(|| {
-                    refuse(Status::InvalidWidevinePssh, "pssh_data has no content_id")
+            for k in &data.key_ids {
+                let bytes: [u8; 16] = k[..].try_into().map_err(|_| {
+                    refuse(
+                        Status::InvalidWidevinePssh,
+                        "pssh_data key_id is not 16 bytes",
+                    )
                 })?;
-            // The slice must outlive `data`: find it inside the request's own bytes.
-            let at = p
-                .windows(found.len())
-                .position(|w| w == found)
-                .ok_or_else(|| refuse(Status::InvalidWidevinePssh, "pssh_data content_id"))?;
-            (&p[at..at + found.len()], false)
+                pssh_kids.push(KeyId::from_bytes(bytes));
+            }
+            let found = data.content_id.filter(|c| !c.is_empty()).ok_or_else(|| {
+                refuse(Status::InvalidWidevinePssh, "pssh_data has no content_id")
+            })?;
+            (found, false)
         }
         (None, None) => return Err(refuse(Status::ContentIdMissing, "no content_id")),
     };
@@ -314,8 +325,9 @@ fn plan<'r>(app: &App, tenant: u32, r: &'r KeyRequest) -> Result<Plan<'r>, Refus
         }
     }
     Ok(Plan {
-        content_id: content_id_text(content_bytes),
+        content_id: content_id_text(&content_bytes),
         pssh_content_id: content_bytes,
+        pssh_kids,
         slots,
         scheme,
         rotating,
@@ -350,8 +362,30 @@ async fn fetch(app: &App, tenant: u32, plan: &Plan<'_>) -> Result<Vec<Arc<Cached
             format!("no keys for content id {:?}", plan.content_id),
         )));
     }
+    // The file's own KIDs decide where they name a key: a key revoked since packaging is
+    // refused rather than silently replaced by its successor.
+    let mut named = Vec::new();
+    for kid in &plan.pssh_kids {
+        match records.iter().find(|r| r.meta.kid == *kid) {
+            Some(r) if !r.meta.is_active() => {
+                return Err(FetchError::Refused(refuse(
+                    Status::AccessDenied,
+                    format!("key {kid} of content id {:?} is revoked", plan.content_id),
+                )));
+            }
+            Some(r) => named.push(r),
+            None => {}
+        }
+    }
     let mut out = Vec::with_capacity(slots.len());
     for slot in &slots {
+        if let Some(rec) = named.iter().find(|r| r.meta.track == slot.track) {
+            out.push(
+                app.open_and_cache(tenant, (*rec).clone())
+                    .map_err(provision::Error::from)?,
+            );
+            continue;
+        }
         let rec = records
             .iter()
             .find(|r| {

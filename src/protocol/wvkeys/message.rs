@@ -188,8 +188,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<KeyRequest, Error> {
     })
 }
 
-/// One track of a response.
-#[derive(Debug)]
+/// One track of a response. `Debug` never shows the key.
 pub struct Track<'a> {
     /// The label, as requested.
     pub label: &'a str,
@@ -201,6 +200,17 @@ pub struct Track<'a> {
     pub pssh_data: Vec<u8>,
     /// Crypto period (rotation responses).
     pub period: Option<u32>,
+}
+
+impl std::fmt::Debug for Track<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Track")
+            .field("label", &self.label)
+            .field("kid", &crate::encoding::hex_encode(&self.kid))
+            .field("key", &"<redacted>")
+            .field("period", &self.period)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Serialize)]
@@ -227,8 +237,8 @@ struct RawResponse {
     tracks: Vec<RawTrackOut>,
 }
 
-/// Encodes `{"response": base64(CommonEncryptionResponse JSON)}`. The inner JSON holds key
-/// bytes and is zeroized once encoded.
+/// Encodes `{"response": base64(CommonEncryptionResponse JSON)}`. The intermediate copies of
+/// the key bytes (the inner JSON and its base64) are zeroized once encoded.
 pub fn encode_response(status: Status, tracks: &[Track<'_>]) -> Vec<u8> {
     let mut inner = RawResponse {
         status,
@@ -246,20 +256,34 @@ pub fn encode_response(status: Status, tracks: &[Track<'_>]) -> Vec<u8> {
             })
             .collect(),
     };
-    // Plain strings and integers: serialisation cannot fail.
-    let json = zeroize::Zeroizing::new(serde_json::to_vec(&inner).unwrap_or_default());
+    // Sized up front so the buffer holding key bytes is never reallocated (a reallocation
+    // would free an unwiped copy). Plain strings and integers: serialisation cannot fail.
+    let estimate = 64
+        + tracks
+            .iter()
+            .map(|t| 160 + t.pssh_data.len() * 2)
+            .sum::<usize>();
+    let mut json = zeroize::Zeroizing::new(Vec::with_capacity(estimate));
+    let _ = serde_json::to_writer(&mut *json, &inner);
     for t in &mut inner.tracks {
         zeroize::Zeroize::zeroize(&mut t.key);
     }
+    let b64 = zeroize::Zeroizing::new(b64_encode(&json));
+    // The body itself belongs to the HTTP layer once sent, as every licence does.
+    let mut out = Vec::with_capacity(b64.len() + 64);
+    out.extend_from_slice(b"{\"response\":\"");
+    out.extend_from_slice(b64.as_bytes());
+    out.push(b'"');
     // A refusal also names its status in clear beside `response`: the packager logs a
     // refused body whole, and an operator should not have to decode base64 to read it. Only
     // refusals: an answer the packager acts on stays exactly the documented shape.
-    let outer = if status == Status::Ok {
-        serde_json::json!({ "response": b64_encode(&json) })
-    } else {
-        serde_json::json!({ "response": b64_encode(&json), "status": status.as_str() })
-    };
-    serde_json::to_vec(&outer).unwrap_or_default()
+    if status != Status::Ok {
+        out.extend_from_slice(b",\"status\":\"");
+        out.extend_from_slice(status.as_str().as_bytes());
+        out.push(b'"');
+    }
+    out.push(b'}');
+    out
 }
 
 /// Captured traffic shared by the module's tests.
