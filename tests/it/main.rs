@@ -5,6 +5,7 @@
 
 mod auth;
 mod binary;
+mod browser;
 mod clearkey;
 mod failure;
 mod hls;

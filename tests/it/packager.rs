@@ -36,7 +36,7 @@ rsa_public_key_file = "{}"
 }
 
 /// Runs `packager.py` with `args`; returns its JSON report.
-fn tool(args: &[&str]) -> Value {
+pub(crate) fn tool(args: &[&str]) -> Value {
     let out = Command::new(interop::packager_python())
         .arg(interop::script("packager.py"))
         .args(args)
@@ -52,14 +52,15 @@ fn tool(args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-struct Media {
+pub(crate) struct Media {
     _dir: tempfile::TempDir,
-    clip: PathBuf,
-    packager: PathBuf,
+    pub(crate) clip: PathBuf,
+    pub(crate) packager: PathBuf,
+    pub(crate) ffmpeg: PathBuf,
 }
 
 /// The bundled binaries and the clear test clip, made once per test run.
-fn media() -> &'static Media {
+pub(crate) fn media() -> &'static Media {
     static MEDIA: OnceLock<Media> = OnceLock::new();
     MEDIA.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
@@ -69,6 +70,7 @@ fn media() -> &'static Media {
         Media {
             clip,
             packager: PathBuf::from(bins["packager"].as_str().unwrap()),
+            ffmpeg: PathBuf::from(bins["ffmpeg"].as_str().unwrap()),
             _dir: dir,
         }
     })
