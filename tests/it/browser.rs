@@ -22,6 +22,32 @@ fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
+/// Debian's Chromium, installed with apt when missing (as root, or through sudo).
+fn chromium() {
+    if Path::new("/usr/bin/chromium").exists() {
+        return;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let mut apt = if root {
+        Command::new("apt-get")
+    } else {
+        let mut c = Command::new("sudo");
+        c.arg("apt-get");
+        c
+    };
+    let status = apt
+        .args(["install", "-y", "-qq", "chromium"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status();
+    assert!(
+        status.is_ok_and(|s| s.success()) && Path::new("/usr/bin/chromium").exists(),
+        "the browser test needs Debian's chromium and could not install it: apt-get install chromium"
+    );
+}
+
 /// `npm ci` from the lockfile, once per lockfile version.
 fn npm_packages() {
     let dir = browser_dir();
@@ -137,10 +163,7 @@ fn expired_token(content_id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn chromium_plays_what_tessera_protects_and_fails_cleanly_without_a_licence() {
-    assert!(
-        Path::new("/usr/bin/chromium").exists(),
-        "the browser tests need Debian's chromium: apt-get install chromium"
-    );
+    chromium();
     npm_packages();
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = tessera(
