@@ -209,6 +209,22 @@ impl RsaPublicKey {
         run().unwrap_or(false)
     }
 
+    /// RSAES-OAEP encryption with SHA-256 and MGF1-SHA-256, empty label (test clients of the
+    /// FairPlay-style protocol; not on a hot path, so no context pool).
+    pub fn encrypt_oaep_sha256(&self, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        let run = || -> Result<Vec<u8>, openssl::error::ErrorStack> {
+            let mut c = PkeyCtx::new(&self.0)?;
+            c.encrypt_init()?;
+            c.set_rsa_padding(Padding::PKCS1_OAEP)?;
+            c.set_rsa_oaep_md(Md::sha256())?;
+            c.set_rsa_mgf1_md(Md::sha256())?;
+            let mut out = Vec::new();
+            c.encrypt_to_vec(plaintext, &mut out)?;
+            Ok(out)
+        };
+        run().map_err(|_| Error::Malformed)
+    }
+
     /// RSAES-OAEP encryption with SHA-1 and MGF1-SHA-1, empty label.
     pub fn encrypt_oaep_sha1(&self, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
         let make = || {
@@ -311,17 +327,36 @@ impl RsaPrivateKey {
     /// RSAES-OAEP decryption with SHA-1 and MGF1-SHA-1. Every failure is the same error
     /// (no padding oracle: OpenSSL's OAEP decoding is constant-time and we add no detail).
     pub fn decrypt_oaep_sha1(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+        self.decrypt_oaep(MessageDigest::sha1(), ciphertext)
+    }
+
+    /// RSAES-OAEP decryption with SHA-256 and MGF1-SHA-256, empty label; one error for every
+    /// failure, as [`RsaPrivateKey::decrypt_oaep_sha1`].
+    pub fn decrypt_oaep_sha256(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+        self.decrypt_oaep(MessageDigest::sha256(), ciphertext)
+    }
+
+    fn decrypt_oaep(
+        &self,
+        md: MessageDigest,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
         let run = || -> Result<Zeroizing<Vec<u8>>, openssl::error::ErrorStack> {
             let mut d = Decrypter::new(&self.0)?;
             d.set_rsa_padding(Padding::PKCS1_OAEP)?;
-            d.set_rsa_oaep_md(MessageDigest::sha1())?;
-            d.set_rsa_mgf1_md(MessageDigest::sha1())?;
+            d.set_rsa_oaep_md(md)?;
+            d.set_rsa_mgf1_md(md)?;
             let mut out = Zeroizing::new(vec![0u8; d.decrypt_len(ciphertext)?]);
             let n = d.decrypt(ciphertext, &mut out)?;
             out.truncate(n);
             Ok(out)
         };
         run().map_err(|_| Error::Open)
+    }
+
+    /// Modulus size in bits.
+    pub fn bits(&self) -> u32 {
+        self.0.bits()
     }
 }
 

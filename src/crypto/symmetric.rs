@@ -69,7 +69,47 @@ pub fn aes256_cbc_decrypt(
     Ok(buf)
 }
 
-/// The first block of AES-128-ECB: the PlayReady-style AESCTR key checksum.
+/// AES-128-CBC over block-aligned data, no padding (FairPlay-style containers).
+pub fn aes128_cbc_encrypt_nopad(
+    key: &[u8; 16],
+    iv: &[u8; 16],
+    data: &[u8],
+) -> Result<Vec<u8>, Error> {
+    use cbc::cipher::block_padding::NoPadding;
+    if data.len() % 16 != 0 {
+        return Err(Error::Open);
+    }
+    Ok(cbc::Encryptor::<Aes128>::new(key.into(), iv.into())
+        .encrypt_padded_vec_mut::<NoPadding>(data))
+}
+
+/// AES-128-CBC decryption of block-aligned data, no padding. Zeroized on drop.
+pub fn aes128_cbc_decrypt_nopad(
+    key: &[u8; 16],
+    iv: &[u8; 16],
+    data: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, Error> {
+    use cbc::cipher::block_padding::NoPadding;
+    if data.len() % 16 != 0 {
+        return Err(Error::Open);
+    }
+    let mut buf = Zeroizing::new(data.to_vec());
+    cbc::Decryptor::<Aes128>::new(key.into(), iv.into())
+        .decrypt_padded_mut::<NoPadding>(&mut buf)
+        .map_err(|_| Error::Open)?;
+    Ok(buf)
+}
+
+/// One block of AES-128-ECB decryption.
+pub fn aes128_ecb_decrypt_block(key: &[u8; 16], block: &[u8; 16]) -> [u8; 16] {
+    use cbc::cipher::BlockDecrypt;
+    let mut b = aes::Block::from(*block);
+    Aes128::new(key.into()).decrypt_block(&mut b);
+    b.into()
+}
+
+/// One block of AES-128-ECB encryption (the PlayReady-style AESCTR key checksum, FairPlay-style
+/// key derivations).
 pub fn aes128_ecb_block(key: &[u8; 16], block: &[u8; 16]) -> [u8; 16] {
     let mut b = aes::Block::from(*block);
     Aes128::new(key.into()).encrypt_block(&mut b);

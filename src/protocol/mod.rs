@@ -3,6 +3,7 @@
 
 pub mod clearkey;
 pub mod cpix;
+pub mod fairplay;
 pub mod hls;
 pub mod keyapi;
 pub mod playready;
