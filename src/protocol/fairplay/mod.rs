@@ -8,8 +8,10 @@
 //! Error codes are FairPlay Streaming's (`FPSStatus`), so a client log reads the same as with
 //! any other key server.
 
+pub mod asset;
 pub mod ckc;
 pub mod dfunc;
+pub mod request;
 pub mod spc;
 pub mod tllv;
 

@@ -225,7 +225,14 @@ fn ksm(
     let parsed = spc::parse(&payload)?;
     let dask = TesseraDv1.derive(parsed.r2, &ASK)?;
     let session = spc::open_session(&parsed, &dask)?;
-    ckc::build(&parsed, &session, ck, civ, ckc::hdcp::TYPE_0)
+    ckc::build(
+        &parsed,
+        &session,
+        ck,
+        civ,
+        ckc::hdcp::TYPE_0,
+        ckc::Duration::Unlimited,
+    )
 }
 
 #[test]
@@ -375,4 +382,79 @@ fn tllv_framing_limits() {
     assert_eq!(tllv::parse(&bad).unwrap_err().code(), -42581);
     assert_eq!(tllv::parse(&b[..b.len() - 1]).unwrap_err().code(), -42581);
     assert_eq!(tllv::parse(&b[..10]).unwrap_err().code(), -42581);
+}
+
+#[test]
+fn durations_follow_the_policy_and_the_device() {
+    use ckc::{Duration, duration_tllv, key_type, tag as t};
+    let kind = |v: &[u8]| u32::from_be_bytes(v[8..12].try_into().unwrap());
+    // No playback state: never a duration TLLV.
+    assert_eq!(
+        duration_tllv(
+            Duration::Streaming {
+                lease: 60,
+                rental: 0
+            },
+            false,
+            None
+        ),
+        None
+    );
+    assert_eq!(duration_tllv(Duration::Unlimited, true, None), None);
+    let (tag, v) = duration_tllv(
+        Duration::Streaming {
+            lease: 60,
+            rental: 0,
+        },
+        true,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        (tag, kind(&v), &v[0..4]),
+        (t::KEY_DURATION, key_type::LEASE, &60u32.to_be_bytes()[..])
+    );
+    let (_, v) = duration_tllv(
+        Duration::Streaming {
+            lease: 0,
+            rental: 3600,
+        },
+        true,
+        None,
+    )
+    .unwrap();
+    assert_eq!(kind(&v), key_type::RENTAL);
+    let (_, v) = duration_tllv(
+        Duration::Streaming {
+            lease: 60,
+            rental: 3600,
+        },
+        true,
+        None,
+    )
+    .unwrap();
+    assert_eq!(kind(&v), key_type::LEASE_AND_RENTAL);
+    // Persistent: the offline-key TLLV for devices that announce it, else key duration.
+    let p = Duration::Persistent {
+        storage: 86400,
+        playback: 7200,
+    };
+    let (tag, v) = duration_tllv(p, true, Some(0b10)).unwrap();
+    assert_eq!((tag, v.len()), (t::OFFLINE_KEY, 32));
+    assert_eq!(&v[24..28], &86400u32.to_be_bytes());
+    let (tag, v) = duration_tllv(p, true, Some(0)).unwrap();
+    assert_eq!(
+        (tag, kind(&v)),
+        (t::KEY_DURATION, key_type::PERSISTENCE_WITH_DURATION)
+    );
+    let (_, v) = duration_tllv(
+        Duration::Persistent {
+            storage: 0,
+            playback: 0,
+        },
+        true,
+        None,
+    )
+    .unwrap();
+    assert_eq!(kind(&v), key_type::PERSISTENCE);
 }
