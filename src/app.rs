@@ -89,6 +89,8 @@ pub struct App {
     pub widevine: Option<Arc<crate::protocol::widevine::Widevine>>,
     /// Request signers of the Widevine-style key API, per tenant.
     pub signers: crate::protocol::wvkeys::Signers,
+    /// FairPlay-style credential sets, per tenant.
+    pub fairplay: crate::protocol::fairplay::setup::FairPlay,
     /// `scheme://addr` of the bound public listener (set once it is bound).
     pub bound_public_url: std::sync::OnceLock<String>,
 }
@@ -242,6 +244,8 @@ impl App {
             });
         let signers = crate::protocol::wvkeys::Signers::from_config(&config)
             .map_err(|e| Error::Startup(format!("widevine_signers: {e}")))?;
+        let fairplay = crate::protocol::fairplay::setup::FairPlay::from_config(&config)
+            .map_err(|e| Error::Startup(format!("fairplay: {e}")))?;
         let (phase, _) = watch::channel(Phase::Starting);
         Ok(Arc::new(Self {
             cache: KeyCache::new(config.storage.key_cache_capacity),
@@ -257,6 +261,7 @@ impl App {
             metrics_token,
             widevine,
             signers,
+            fairplay,
             bound_public_url: std::sync::OnceLock::new(),
         }))
     }

@@ -52,6 +52,21 @@ pub struct DevicesArgs {
 pub enum DevicesSystem {
     /// A Widevine-style test device (`.wvd` v2, the file pywidevine loads), or a new root.
     Widevine(WidevineDeviceArgs),
+    /// A FairPlay-style test device for a tenant's credential: `{r2, dask, hu}` and the
+    /// public certificate (never the ASk).
+    Fairplay(FairPlayDeviceArgs),
+}
+
+/// `tessera devices fairplay` (flags are relied on by tests and users: keep them).
+#[derive(Debug, Args)]
+pub struct FairPlayDeviceArgs {
+    /// Where to write the device (JSON, mode 0600).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Tenant whose credential the device is for (dev mode: `demo`, with the credential of
+    /// `keys/dev/fairplay`; otherwise the tenant's first credential in `--config`).
+    #[arg(long, default_value = "demo")]
+    pub tenant: String,
 }
 
 /// `tessera devices widevine` (flags are relied on by tests and users: keep them).
@@ -202,17 +217,20 @@ pub fn main() -> ExitCode {
         Command::Token(args) => token(cli.config, args),
         Command::Keys(args) => keys(cli.config, args),
         Command::CheckConfig => check_config(cli.config),
-        Command::Devices(args) => devices(args),
+        Command::Devices(args) => devices(cli.config, args),
     }
 }
 
 /// The committed dev root, relative to the repository (what dev-mode `serve` trusts).
 const DEV_WIDEVINE_ROOT: &str = "keys/dev/widevine";
 
-fn devices(args: DevicesArgs) -> ExitCode {
+fn devices(config: Option<PathBuf>, args: DevicesArgs) -> ExitCode {
     use crate::protocol::widevine::pb::client_identification::client_capabilities::HdcpVersion;
     use crate::protocol::widevine::provision::{DeviceOptions, Root};
-    let DevicesSystem::Widevine(a) = args.system;
+    let a = match args.system {
+        DevicesSystem::Widevine(a) => a,
+        DevicesSystem::Fairplay(f) => return fairplay_device(config, f),
+    };
     let fail = |m: String| {
         eprintln!("tessera devices widevine: {m}");
         ExitCode::FAILURE
@@ -277,6 +295,58 @@ fn devices(args: DevicesArgs) -> ExitCode {
             "system_id": a.system_id,
             "serial": crate::encoding::hex_encode(&device.serial),
         })
+    );
+    ExitCode::SUCCESS
+}
+
+fn fairplay_device(config: Option<PathBuf>, a: FairPlayDeviceArgs) -> ExitCode {
+    let fail = |m: String| {
+        eprintln!("tessera devices fairplay: {m}");
+        ExitCode::FAILURE
+    };
+    let cfg = match load(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let fp = match crate::protocol::fairplay::setup::FairPlay::from_config(&cfg) {
+        Ok(f) => f,
+        Err(e) => return fail(e),
+    };
+    let Some(idx) = cfg.tenants.iter().position(|t| t.id == a.tenant) else {
+        return fail(format!("no tenant {:?}", a.tenant));
+    };
+    let Some(cred) = fp.for_tenant(idx as u32) else {
+        return fail(format!("tenant {:?} has no FairPlay credential", a.tenant));
+    };
+    let (r2, dask, hu) = match cred.provision_test_device() {
+        Ok(d) => d,
+        Err(e) => return fail(e.to_string()),
+    };
+    let hex = crate::encoding::hex_encode;
+    let device = serde_json::json!({
+        "tenant": a.tenant,
+        "r2": hex(&r2),
+        "dask": hex(&dask),
+        "hu": hex(&hu),
+        "certificate": crate::encoding::b64_encode(&cred.certificate),
+    });
+    // DASk is this device's secret: the file is private, like a .wvd.
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&a.out)?;
+        f.write_all(device.to_string().as_bytes())
+    };
+    if let Err(e) = write() {
+        return fail(format!("{}: {e}", a.out.display()));
+    }
+    println!(
+        "{}",
+        serde_json::json!({"device": a.out.display().to_string(), "hu": hex(&hu), "tenant": a.tenant})
     );
     ExitCode::SUCCESS
 }

@@ -444,6 +444,8 @@ pub struct TenantConfig {
     pub signing_key: Option<SigningKeyConfig>,
     /// Request signers of the Widevine-style key API (`[[tenants.widevine_signers]]`).
     pub widevine_signers: Vec<SignerConfig>,
+    /// FairPlay-style credential sets (`[[tenants.fairplay_credentials]]`).
+    pub fairplay_credentials: Vec<FairPlayCredentialConfig>,
     /// Named licence policies.
     pub policies: BTreeMap<String, Policy>,
     /// Policy applied when a token names none; default `default` (built in if not defined).
@@ -465,6 +467,25 @@ pub struct SignerConfig {
     pub aes_iv: Option<String>,
     /// PEM RSA public key of an RSA signer (`--rsa_signing_key_path` holds its private key).
     pub rsa_public_key_file: Option<PathBuf>,
+}
+
+/// `[[tenants.fairplay_credentials]]`: one FPS credential set. The SPC's certificate hash
+/// selects it.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FairPlayCredentialConfig {
+    /// The FPS certificate (X.509, DER or PEM) players fetch from `/fairplay/certificate`.
+    pub certificate_file: PathBuf,
+    /// Its RSA private key (PEM, mode 0600).
+    pub private_key_file: PathBuf,
+    /// The D function: `tessera-d-v1` (Tessera's own; the only one built in).
+    pub provider: String,
+    /// ASk, hex (16 bytes).
+    pub ask: Option<Secret>,
+    /// File holding the ASk, hex (mode 0600).
+    pub ask_file: Option<PathBuf>,
+    /// Accept v3 SPCs with the Tessera v3-T constants.
+    pub v3: bool,
 }
 
 /// `[packaging]`: what packagers get besides keys (docs/configuration.md).
@@ -536,6 +557,8 @@ impl Config {
                     aes_iv: Some(DEV_WIDEVINE_TEST_SIGNER.2.into()),
                     ..Default::default()
                 }],
+                // Embedded by `protocol::fairplay::setup` in dev mode (see keys/README.md).
+                fairplay_credentials: Vec::new(),
                 policies: BTreeMap::new(),
                 default_policy: None,
             }],
@@ -738,6 +761,7 @@ impl Config {
             ))
         })?;
         crate::protocol::wvkeys::Signers::from_config(self).map_err(Error::Invalid)?;
+        crate::protocol::fairplay::setup::FairPlay::from_config(self).map_err(Error::Invalid)?;
         if let Some(url) = &self.packaging.public_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
         {

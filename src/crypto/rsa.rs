@@ -275,6 +275,22 @@ impl RsaPrivateKey {
         Ok(Self(key))
     }
 
+    /// Parses a PEM private key of any size from 1024 bits (FairPlay v1 credentials are
+    /// RSA-1024: the size is the protocol's, checked by the caller).
+    pub fn from_pem_any_size(pem: &[u8]) -> Result<Self, Error> {
+        let key = PKey::private_key_from_pem(pem).map_err(|_| Error::Malformed)?;
+        let rsa = key.rsa().map_err(|_| Error::Malformed)?;
+        if rsa.n().num_bits() < 1024 || !rsa.check_key().unwrap_or(false) {
+            return Err(Error::Malformed);
+        }
+        Ok(Self(key))
+    }
+
+    /// SPKI DER of the public half (to match a key with a certificate).
+    pub fn public_key_der(&self) -> Result<Vec<u8>, Error> {
+        self.0.public_key_to_der().map_err(|_| Error::Malformed)
+    }
+
     /// Parses a DER private key: PKCS#1 `RSAPrivateKey` (a `.wvd` file's) or PKCS#8.
     pub fn from_der(der: &[u8]) -> Result<Self, Error> {
         let key = PKey::private_key_from_der(der).map_err(|_| Error::Malformed)?;

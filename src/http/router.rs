@@ -31,6 +31,10 @@ pub enum Endpoint {
     HlsKey,
     /// `POST /widevine/license`
     WidevineLicense,
+    /// `POST /fairplay/license` (alias `/fairplay/ckc`)
+    FairPlayLicense,
+    /// `GET /fairplay/certificate`
+    FairPlayCertificate,
     /// `OPTIONS` on a public path.
     Preflight,
     /// `POST /widevine/cenc/getcontentkey/{tenant}`
@@ -59,10 +63,12 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in metric-index order.
-    pub const ALL: [Endpoint; 15] = [
+    pub const ALL: [Endpoint; 17] = [
         Endpoint::ClearKeyLicense,
         Endpoint::HlsKey,
         Endpoint::WidevineLicense,
+        Endpoint::FairPlayLicense,
+        Endpoint::FairPlayCertificate,
         Endpoint::Preflight,
         Endpoint::WidevineKeys,
         Endpoint::PlayReadyPackaging,
@@ -83,6 +89,8 @@ impl Endpoint {
             Endpoint::ClearKeyLicense => "clearkey_license",
             Endpoint::HlsKey => "hls_key",
             Endpoint::WidevineLicense => "widevine_license",
+            Endpoint::FairPlayLicense => "fairplay_license",
+            Endpoint::FairPlayCertificate => "fairplay_certificate",
             Endpoint::Preflight => "cors_preflight",
             Endpoint::WidevineKeys => "widevine_keys",
             Endpoint::PlayReadyPackaging => "playready_packaging",
@@ -142,6 +150,12 @@ pub fn route<'p>(listener: Listener, method: &Method, path: &'p str) -> Route<'p
             (Endpoint::HlsKey, Some(*kid), "GET")
         }
         (Listener::Public, ["widevine", "license"]) => (Endpoint::WidevineLicense, None, "POST"),
+        (Listener::Public, ["fairplay", "license" | "ckc"]) => {
+            (Endpoint::FairPlayLicense, None, "POST")
+        }
+        (Listener::Public, ["fairplay", "certificate"]) => {
+            (Endpoint::FairPlayCertificate, None, "GET, HEAD")
+        }
         (Listener::Internal, ["widevine", "cenc", "getcontentkey", tenant])
             if !tenant.is_empty() =>
         {

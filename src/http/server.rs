@@ -91,6 +91,12 @@ async fn handle(
             Endpoint::WidevineLicense => {
                 crate::protocol::widevine::handler::handle(&app, req, &mut ctx).await
             }
+            Endpoint::FairPlayLicense => {
+                crate::protocol::fairplay::handler::license(&app, req, &mut ctx).await
+            }
+            Endpoint::FairPlayCertificate => {
+                crate::protocol::fairplay::handler::certificate(&app, &req)
+            }
             Endpoint::HlsKey => {
                 crate::protocol::hls::handler::handle(
                     &app,

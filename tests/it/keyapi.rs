@@ -498,6 +498,7 @@ async fn keys_come_with_their_signalling() {
         "{header}"
     );
     assert!(b64(&sig["playready_pssh"]).ends_with(&pro));
+    assert_eq!(sig["fairplay_uri"], format!("skd://{kid}"));
     // cbcs: AESCBC, no checksum; a bad scheme is a 400.
     let r = s
         .keyapi(

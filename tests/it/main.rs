@@ -8,6 +8,7 @@ mod binary;
 mod browser;
 mod clearkey;
 mod failure;
+mod fairplay;
 mod hls;
 mod interop;
 mod keyapi;

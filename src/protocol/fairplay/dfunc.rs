@@ -31,3 +31,40 @@ impl DFunction for TesseraDv1 {
         Ok(out)
     }
 }
+
+/// The secret step of a licence, where a licensee's library plugs in (`docs/fairplay.md`
+/// §9.5): from the SPC's [SK..R1] and R2 to the session secrets. Tessera's credentials use a
+/// [`DFunctionProvider`] over `tessera-d-v1`.
+pub trait KeyPayloadProvider: Send + Sync {
+    /// Opens [SK..R1].
+    fn open_session(&self, spc: &super::spc::Spc<'_>) -> Result<super::spc::Session, Error>;
+}
+
+/// A [`KeyPayloadProvider`] from a D function and the credential's ASk.
+pub struct DFunctionProvider<D> {
+    d: D,
+    ask: zeroize::Zeroizing<[u8; 16]>,
+}
+
+impl<D> std::fmt::Debug for DFunctionProvider<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DFunctionProvider(<redacted>)")
+    }
+}
+
+impl<D: DFunction> DFunctionProvider<D> {
+    /// A provider holding `ask`.
+    pub fn new(d: D, ask: [u8; 16]) -> Self {
+        Self {
+            d,
+            ask: zeroize::Zeroizing::new(ask),
+        }
+    }
+}
+
+impl<D: DFunction> KeyPayloadProvider for DFunctionProvider<D> {
+    fn open_session(&self, spc: &super::spc::Spc<'_>) -> Result<super::spc::Session, Error> {
+        let dask = zeroize::Zeroizing::new(self.d.derive(spc.r2, &self.ask)?);
+        super::spc::open_session(spc, &dask)
+    }
+}

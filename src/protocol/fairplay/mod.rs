@@ -11,7 +11,9 @@
 pub mod asset;
 pub mod ckc;
 pub mod dfunc;
+pub mod handler;
 pub mod request;
+pub mod setup;
 pub mod spc;
 pub mod tllv;
 

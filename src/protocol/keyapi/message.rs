@@ -219,6 +219,8 @@ pub struct Signalling {
     pub playready_pro: String,
     /// W3C common `pssh` box (v1, the KID): what Clear Key players read.
     pub common_pssh: String,
+    /// FairPlay-style key URI for HLS `#EXT-X-KEY` (`skd://<kid>`).
+    pub fairplay_uri: String,
 }
 
 /// Where the signalling points and what it names besides the key.
@@ -287,6 +289,7 @@ impl KeyView {
             playready_pssh: b64_encode(&sig::playready_pssh(&pro)),
             playready_pro: b64_encode(&pro),
             common_pssh: b64_encode(&sig::common_pssh(&kids)),
+            fairplay_uri: crate::protocol::fairplay::asset::skd_uri(&meta.kid),
         });
         self
     }

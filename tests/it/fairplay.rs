@@ -1,0 +1,683 @@
+//! FairPlay-style licences end to end, against a device simulator written here from the
+//! profile (`docs/fairplay.md`) with OpenSSL, independently of the server's codecs. The
+//! device holds only what `tessera devices fairplay` gives it (`{r2, dask, hu}` and the
+//! public certificate), never the ASk.
+
+use super::binary::{run, serve, tessera};
+use super::support::*;
+use openssl::hash::{MessageDigest, hash};
+use openssl::symm::{Cipher, Crypter, Mode};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::Path;
+
+const SK_R1: u64 = 0x3d1a10b8bffac2ec;
+const SK_R1_INTEGRITY: u64 = 0xb349d4809e910687;
+const ANTI_REPLAY: u64 = 0x89c90f12204106b2;
+const R2: u64 = 0x71b5595ac1521133;
+const ASSET_ID: u64 = 0x1bf7f53f5d5d5a1f;
+const TRANSACTION_ID: u64 = 0x47aa7ad3440577de;
+const VERSIONS: u64 = 0x67b8fb79ecce1a13;
+const VERSION_USED: u64 = 0x5d81bcbcc7f61703;
+const RETURN_REQUEST: u64 = 0x19f9d4e5ab7609cb;
+const PLAYBACK_STATE: u64 = 0xeb8efdf2b25ab3a0;
+const CK: u64 = 0x58b38165af0e3d5a;
+const R1: u64 = 0xea74c4645d5efee9;
+const KEY_DURATION: u64 = 0x47acf6a418cd091a;
+
+fn rand<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    openssl::rand::rand_bytes(&mut b).unwrap();
+    b
+}
+
+fn aes(mode: Mode, cipher: Cipher, key: &[u8], iv: Option<&[u8]>, data: &[u8]) -> Vec<u8> {
+    let mut c = Crypter::new(cipher, mode, key, iv).unwrap();
+    c.pad(false);
+    let mut out = vec![0u8; data.len() + 16];
+    let n = c.update(data, &mut out).unwrap();
+    let m = c.finalize(&mut out[n..]).unwrap();
+    out.truncate(n + m);
+    out
+}
+
+fn ecb(key: &[u8], block: &[u8]) -> Vec<u8> {
+    aes(Mode::Encrypt, Cipher::aes_128_ecb(), key, None, block)
+}
+
+fn cmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let pkey = openssl::pkey::PKey::cmac(&Cipher::aes_128_cbc(), key).unwrap();
+    let mut s = openssl::sign::Signer::new_without_digest(&pkey).unwrap();
+    s.sign_oneshot_to_vec(data).unwrap()
+}
+
+fn tllv(out: &mut Vec<u8>, tag: u64, value: &[u8]) {
+    // Padding to a block and one more block, as some writers do.
+    let pad = (16 - value.len() % 16) % 16 + 16;
+    out.extend_from_slice(&tag.to_be_bytes());
+    out.extend_from_slice(&((value.len() + pad) as u32).to_be_bytes());
+    out.extend_from_slice(&(value.len() as u32).to_be_bytes());
+    out.extend_from_slice(value);
+    out.extend(std::iter::repeat_n(0xa5u8, pad));
+}
+
+fn tllvs(mut b: &[u8]) -> Result<HashMap<u64, Vec<u8>>, String> {
+    let mut out = HashMap::new();
+    while b.len() >= 16 {
+        let tag = u64::from_be_bytes(b[0..8].try_into().unwrap());
+        let total = u32::from_be_bytes(b[8..12].try_into().unwrap()) as usize;
+        let len = u32::from_be_bytes(b[12..16].try_into().unwrap()) as usize;
+        if len > total || 16 + total > b.len() {
+            return Err("CKC payload does not decrypt to TLLVs".into());
+        }
+        out.insert(tag, b[16..16 + len].to_vec());
+        b = &b[16 + total..];
+    }
+    Ok(out)
+}
+
+/// The device: provisioned triple, certificate, and one playback's secrets.
+struct Device {
+    r2: Vec<u8>,
+    dask: Vec<u8>,
+    hu: Vec<u8>,
+    cert: Vec<u8>,
+}
+
+/// The content key a CKC delivered, and its TLLVs.
+type Opened = (Vec<u8>, HashMap<u64, Vec<u8>>);
+
+struct Playback {
+    sk: [u8; 16],
+    r1: [u8; 44],
+    ar: [u8; 16],
+}
+
+impl Device {
+    fn load(path: &Path) -> Self {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let hex = |k: &str| tessera::encoding::hex_decode(v[k].as_str().unwrap()).unwrap();
+        Device {
+            r2: hex("r2"),
+            dask: hex("dask"),
+            hu: hex("hu"),
+            cert: tessera::encoding::b64_decode(v["certificate"].as_str().unwrap()).unwrap(),
+        }
+    }
+
+    /// An SPC (container version 2 or 3) for `asset`, with optional extra TLLVs.
+    fn spc(&self, version: u32, asset: &[u8], extra: &[(u64, Vec<u8>)]) -> (Vec<u8>, Playback) {
+        let p = Playback {
+            sk: rand(),
+            r1: rand(),
+            ar: rand(),
+        };
+        let integrity: [u8; 16] = rand();
+        let mut clear = p.sk.to_vec();
+        clear.extend_from_slice(&self.hu);
+        clear.extend_from_slice(&p.r1);
+        clear.extend_from_slice(&integrity);
+        let iv: [u8; 16] = rand();
+        let mut sk_r1 = iv.to_vec();
+        sk_r1.extend(aes(
+            Mode::Encrypt,
+            Cipher::aes_128_cbc(),
+            &self.dask,
+            Some(&iv),
+            &clear,
+        ));
+        let mut payload = Vec::new();
+        for (t, v) in [
+            (SK_R1, sk_r1),
+            (SK_R1_INTEGRITY, integrity.to_vec()),
+            (ANTI_REPLAY, p.ar.to_vec()),
+            (R2, self.r2.clone()),
+            (ASSET_ID, asset.to_vec()),
+            (TRANSACTION_ID, vec![0x11; 8]),
+            (VERSIONS, 1u32.to_be_bytes().to_vec()),
+            (VERSION_USED, 1u32.to_be_bytes().to_vec()),
+            (RETURN_REQUEST, TRANSACTION_ID.to_be_bytes().to_vec()),
+        ] {
+            tllv(&mut payload, t, &v);
+        }
+        for (t, v) in extra {
+            tllv(&mut payload, *t, v);
+        }
+        let cert = openssl::x509::X509::from_der(&self.cert).unwrap();
+        let pkey = cert.public_key().unwrap();
+        let key: [u8; 16] = rand();
+        let mut ctx = openssl::pkey_ctx::PkeyCtx::new(&pkey).unwrap();
+        ctx.encrypt_init().unwrap();
+        ctx.set_rsa_padding(openssl::rsa::Padding::PKCS1_OAEP)
+            .unwrap();
+        ctx.set_rsa_oaep_md(openssl::md::Md::sha256()).unwrap();
+        ctx.set_rsa_mgf1_md(openssl::md::Md::sha256()).unwrap();
+        let mut wrapped = Vec::new();
+        ctx.encrypt_to_vec(&key, &mut wrapped).unwrap();
+        let mut out = version.to_be_bytes().to_vec();
+        out.extend_from_slice(&[0; 4]);
+        if version == 2 {
+            let iv: [u8; 16] = rand();
+            out.extend_from_slice(&iv);
+            out.extend(wrapped);
+            out.extend(hash(MessageDigest::sha1(), &self.cert).unwrap().to_vec());
+            out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+            out.extend(aes(
+                Mode::Encrypt,
+                Cipher::aes_128_cbc(),
+                &key,
+                Some(&iv),
+                &payload,
+            ));
+        } else {
+            // v3-T: Tessera's public constants, SHA-256("TESSERA-FPS-" || label)[..16].
+            let c = |l: &str| {
+                hash(
+                    MessageDigest::sha256(),
+                    format!("TESSERA-FPS-{l}").as_bytes(),
+                )
+                .unwrap()[..16]
+                    .to_vec()
+            };
+            let (k, iv, k_int) = (
+                ecb(&key, &c("V3-ENC-KEY-SEED")),
+                ecb(&key, &c("V3-ENC-IV-SEED")),
+                ecb(&key, &c("V3-INTEGRITY-SEED")),
+            );
+            out.extend(c("V3-PROTOCOL-UUID"));
+            out.extend(wrapped);
+            out.extend(hash(MessageDigest::sha256(), &self.cert).unwrap().to_vec());
+            out.extend_from_slice(&[0; 12]);
+            out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+            out.extend(aes(
+                Mode::Encrypt,
+                Cipher::aes_128_cbc(),
+                &k,
+                Some(&iv),
+                &payload,
+            ));
+            let tag = cmac(&k_int, &out[24..]);
+            out.extend(tag);
+        }
+        (out, p)
+    }
+
+    /// Opens a CKC as the device would: R1 must be this playback's; returns CK and TLLVs.
+    fn open(&self, p: &Playback, ckc: &[u8]) -> Result<Opened, String> {
+        let n = u32::from_be_bytes(ckc[24..28].try_into().unwrap()) as usize;
+        let k = hash(MessageDigest::sha1(), &p.r1).unwrap();
+        let ark = ecb(&k[..16], &p.ar);
+        let clear = aes(
+            Mode::Decrypt,
+            Cipher::aes_128_cbc(),
+            &ark,
+            Some(&ckc[8..24]),
+            &ckc[28..28 + n],
+        );
+        let t = tllvs(&clear)?;
+        if t.get(&R1).map(Vec::as_slice) != Some(&p.r1[..]) {
+            return Err("R1 does not match".into());
+        }
+        let ck = t.get(&CK).ok_or("no content key")?;
+        let key = aes(
+            Mode::Decrypt,
+            Cipher::aes_128_ecb(),
+            &p.sk,
+            None,
+            &ck[16..32],
+        );
+        Ok((key, t))
+    }
+}
+
+/// A self-signed RSA-2048 certificate (DER) and its key.
+fn certificate() -> (Vec<u8>, openssl::pkey::PKey<openssl::pkey::Private>) {
+    let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
+    let pkey = openssl::pkey::PKey::from_rsa(rsa).unwrap();
+    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "fairplay-style test")
+        .unwrap();
+    let name = name.build();
+    let mut b = openssl::x509::X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&pkey).unwrap();
+    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap())
+        .unwrap();
+    b.sign(&pkey, MessageDigest::sha256()).unwrap();
+    (b.build().to_der().unwrap(), pkey)
+}
+
+struct Setup {
+    server: Server,
+    device: Device,
+    kid: String,
+    key: Vec<u8>,
+    _keys: tempfile::TempDir,
+}
+
+/// A server whose `globex` tenant has a FairPlay-style credential (made here), a key for
+/// `fp-movie`, and a device provisioned with `tessera devices fairplay`.
+async fn setup() -> Setup {
+    let keys = tempfile::tempdir().unwrap();
+    let (der, pkey) = certificate();
+    let cert = keys.path().join("cert.der");
+    std::fs::write(&cert, der).unwrap();
+    let key = keys.path().join("key.pem");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key)
+            .unwrap();
+        f.write_all(&pkey.private_key_to_pem_pkcs8().unwrap())
+            .unwrap();
+    }
+    let extra = format!(
+        "\n[[tenants.fairplay_credentials]]\ncertificate_file = \"{}\"\nprivate_key_file = \"{}\"\nask = \"{}\"\nv3 = true\n",
+        cert.display(),
+        key.display(),
+        "0f".repeat(16)
+    );
+    let server = Server::start_with(&extra, None).await;
+    // The device, provisioned by the CLI from the same configuration.
+    let cfg = keys.path().join("tessera.toml");
+    std::fs::write(&cfg, format!("{}\n{extra}", base_toml(server.dir.path()))).unwrap();
+    let dev = keys.path().join("device.json");
+    let (code, out, err) = run(&mut tessera(
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "devices",
+            "fairplay",
+            "--tenant",
+            "globex",
+            "--out",
+            dev.to_str().unwrap(),
+        ],
+        keys.path(),
+    ));
+    assert_eq!(code, 0, "{out} {err}");
+    let made = server.create_keys("globex", "fp-movie", &["SD"]).await;
+    Setup {
+        device: Device::load(&dev),
+        kid: kid_of(&made, "SD"),
+        key: key_of(&made, "SD"),
+        server,
+        _keys: keys,
+    }
+}
+
+async fn post(s: &Server, token: Option<&str>, body: Vec<u8>, query: &str) -> Resp {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("content-type", "application/octet-stream")];
+    if let Some(a) = &auth {
+        headers.push(("authorization", a));
+    }
+    s.call(
+        "POST",
+        &format!("{}/fairplay/license{query}", s.public),
+        &headers,
+        body,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn every_request_shape_and_container_version_gets_the_key() {
+    let s = setup().await;
+    let token = player_token("globex", json!({"content_ids": ["fp-movie"]}));
+    let skd = format!("skd://{}", s.kid);
+    let b64 = tessera::encoding::b64_encode;
+    let unb64 = |t: &str| tessera::encoding::b64_decode(t).unwrap();
+    // (name, container version, asset id bytes, body from the SPC, CKC from the answer)
+    type Wrap = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+    type Unwrap = Box<dyn Fn(&Resp) -> Vec<u8>>;
+    let utf16: Vec<u8> = skd.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let cases: Vec<(&str, u32, Vec<u8>, Wrap, Unwrap)> = vec![
+        (
+            "raw v2",
+            2,
+            skd.clone().into_bytes(),
+            Box::new(|s| s.to_vec()),
+            Box::new(|r| r.body.to_vec()),
+        ),
+        (
+            "raw v3",
+            3,
+            skd.clone().into_bytes(),
+            Box::new(|s| s.to_vec()),
+            Box::new(|r| r.body.to_vec()),
+        ),
+        (
+            "content id",
+            2,
+            b"fp-movie".to_vec(),
+            Box::new(|s| s.to_vec()),
+            Box::new(|r| r.body.to_vec()),
+        ),
+        (
+            "utf-16 asset",
+            2,
+            utf16,
+            Box::new(|s| s.to_vec()),
+            Box::new(|r| r.body.to_vec()),
+        ),
+        (
+            "base64",
+            2,
+            skd.clone().into_bytes(),
+            Box::new(move |s| b64(s).into_bytes()),
+            Box::new(move |r| unb64(std::str::from_utf8(&r.body).unwrap())),
+        ),
+        (
+            "form",
+            2,
+            skd.clone().into_bytes(),
+            Box::new(move |s| {
+                format!("spc={}&assetId={}", b64(s), "ignored-when-equal").into_bytes()
+            }),
+            Box::new(move |r| {
+                let t = std::str::from_utf8(&r.body).unwrap();
+                unb64(t.trim_start_matches("<ckc>").trim_end_matches("</ckc>"))
+            }),
+        ),
+        (
+            "json",
+            2,
+            skd.clone().into_bytes(),
+            Box::new(move |s| json!({"spc": b64(s)}).to_string().into_bytes()),
+            Box::new(move |r| unb64(r.json()["ckc"].as_str().unwrap())),
+        ),
+        (
+            ".net json",
+            2,
+            skd.clone().into_bytes(),
+            Box::new(move |s| json!({"SpcMessage": b64(s)}).to_string().into_bytes()),
+            Box::new(move |r| unb64(r.json()["CkcMessage"].as_str().unwrap())),
+        ),
+        (
+            "apple sdk json",
+            2,
+            skd.clone().into_bytes(),
+            Box::new(move |s| {
+                json!({"fairplay-streaming-request": {"create-ckc": [{"id": 1, "spc": b64(s)}]}})
+                    .to_string()
+                    .into_bytes()
+            }),
+            Box::new(move |r| {
+                unb64(
+                    r.json()["fairplay-streaming-response"]["create-ckc"][0]["ckc"]
+                        .as_str()
+                        .unwrap(),
+                )
+            }),
+        ),
+        (
+            "webkit json",
+            2,
+            skd.clone().into_bytes(),
+            Box::new(move |s| {
+                json!({"fairplay-streaming-request": {"version": 1, "streaming-keys": [{"id": 1, "uri": "", "spc": b64(s)}]}}).to_string().into_bytes()
+            }),
+            Box::new(move |r| {
+                unb64(
+                    r.json()["fairplay-streaming-response"]["streaming-keys"][0]["ckc"]
+                        .as_str()
+                        .unwrap(),
+                )
+            }),
+        ),
+    ];
+    for (name, version, asset, wrap, unwrap) in cases {
+        let (spc, p) = s.device.spc(version, &asset, &[]);
+        let body = wrap(&spc);
+        // The form's asset hint must not contradict the SPC: send the real one.
+        let body = if name == "form" {
+            String::from_utf8(body)
+                .unwrap()
+                .replace("ignored-when-equal", &skd)
+                .into_bytes()
+        } else {
+            body
+        };
+        let r = post(&s.server, Some(&token), body, "").await;
+        assert_eq!(
+            r.status,
+            200,
+            "{name}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let (key, t) = s
+            .device
+            .open(&p, &unwrap(&r))
+            .unwrap_or_else(|e| panic!("{name}: {e} ({} bytes)", r.body.len()));
+        assert_eq!(key, s.key, "{name}");
+        assert_eq!(
+            t.get(&TRANSACTION_ID),
+            Some(&vec![0x11; 8]),
+            "{name}: return request"
+        );
+        // Another playback's secrets cannot open it.
+        let (_, other) = s.device.spc(2, &asset, &[]);
+        assert!(s.device.open(&other, &unwrap(&r)).is_err());
+    }
+    let m = s.server.metrics().await;
+    assert!(
+        m.contains(r#"tessera_licenses_issued_total{protocol="fairplay"} 10"#),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn certificate_policy_and_refusals() {
+    let s = setup().await;
+    let skd = format!("skd://{}", s.kid);
+    // The certificate, in the three formats players expect.
+    async fn cert(s: &Server, q: &str) -> Resp {
+        s.call(
+            "GET",
+            &format!("{}/fairplay/certificate?tenant=globex{q}", s.public),
+            &[],
+            "",
+        )
+        .await
+    }
+    let der = cert(&s.server, "").await;
+    assert_eq!(
+        (der.status, der.header("content-type")),
+        (200, Some("application/pkix-cert"))
+    );
+    assert_eq!(der.body.to_vec(), s.device.cert);
+    let b = cert(&s.server, "&format=base64").await;
+    assert_eq!(
+        tessera::encoding::b64_decode(std::str::from_utf8(&b.body).unwrap()).unwrap(),
+        s.device.cert
+    );
+    let j = cert(&s.server, "&format=json").await;
+    assert_eq!(
+        tessera::encoding::b64_decode(j.json()["certificate"].as_str().unwrap()).unwrap(),
+        s.device.cert
+    );
+    let none = s
+        .server
+        .call(
+            "GET",
+            &format!("{}/fairplay/certificate?tenant=acme", s.server.public),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(none.status, 404);
+
+    // A lease from the token's policy, sent because the SPC reports a playback state.
+    let lease = player_token(
+        "globex",
+        json!({"content_ids": ["fp-movie"], "policy": {"license_duration_secs": 600}}),
+    );
+    let mut state = 0u32.to_be_bytes().to_vec();
+    state.extend_from_slice(&0xf4dee5a2u32.to_be_bytes());
+    state.extend_from_slice(&7u64.to_be_bytes());
+    let (spc, p) = s
+        .device
+        .spc(2, skd.as_bytes(), &[(PLAYBACK_STATE, state.clone())]);
+    let r = post(&s.server, Some(&lease), spc, "").await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let (_, t) = s.device.open(&p, &r.body).unwrap();
+    let d = t.get(&KEY_DURATION).expect("key duration TLLV");
+    assert_eq!(&d[0..4], &600u32.to_be_bytes());
+    assert_eq!(&d[8..12], &0x1a4bde7eu32.to_be_bytes(), "lease");
+    // Playback stopped: no CKC.
+    state[4..8].copy_from_slice(&0x5991bf20u32.to_be_bytes());
+    let (spc, _) = s.device.spc(2, skd.as_bytes(), &[(PLAYBACK_STATE, state)]);
+    assert_eq!(post(&s.server, Some(&lease), spc, "").await.status, 204);
+
+    let token = player_token("globex", json!({"content_ids": ["fp-movie"]}));
+    let other = player_token("globex", json!({"content_ids": ["another-movie"]}));
+    let (good, _) = s.device.spc(2, skd.as_bytes(), &[]);
+    let fps = |r: &Resp| r.header("x-fps-status").unwrap_or("").to_owned();
+    let r = post(&s.server, None, good.clone(), "").await;
+    assert_eq!((r.status, fps(&r).as_str()), (401, "-42604"));
+    let r = post(&s.server, Some(&other), good.clone(), "").await;
+    assert_eq!((r.status, fps(&r).as_str()), (403, "-42604"));
+    let (unknown, _) = s
+        .device
+        .spc(2, b"skd://00000000-0000-0000-0000-000000000001", &[]);
+    let r = post(&s.server, Some(&token), unknown, "").await;
+    assert_eq!((r.status, fps(&r).as_str()), (404, "-42584"));
+    // The SPC's asset and a body hint naming another key.
+    let form = format!(
+        "spc={}&assetId=skd://00000000-0000-0000-0000-000000000002",
+        tessera::encoding::b64_encode(&good)
+    );
+    let r = post(&s.server, Some(&token), form.into_bytes(), "").await;
+    assert_eq!((r.status, fps(&r).as_str()), (400, "-42585"));
+    // An SPC for a certificate Tessera does not hold: one uniform error, JSON when asked in JSON.
+    let stranger = Device {
+        cert: certificate().0,
+        ..Device::load_clone(&s.device)
+    };
+    let (foreign, _) = stranger.spc(2, skd.as_bytes(), &[]);
+    let r = post(
+        &s.server,
+        Some(&token),
+        json!({"spc": tessera::encoding::b64_encode(&foreign)})
+            .to_string()
+            .into_bytes(),
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["status"], -42605);
+    // v3 transport integrity: any flipped bit is refused before decryption.
+    let (mut v3, _) = s.device.spc(3, skd.as_bytes(), &[]);
+    let at = v3.len() - 40;
+    v3[at] ^= 1;
+    let r = post(&s.server, Some(&token), v3, "").await;
+    assert_eq!((r.status, fps(&r).as_str()), (400, "-42589"));
+    // A certificate posted in place of an SPC, and garbage.
+    let r = post(
+        &s.server,
+        Some(&token),
+        tessera::encoding::b64_encode(&s.device.cert).into_bytes(),
+        "",
+    )
+    .await;
+    assert_eq!((r.status, fps(&r).as_str()), (400, "-42580"));
+    let r = post(&s.server, Some(&token), b"hello".to_vec(), "").await;
+    assert_eq!(r.status, 400);
+    // A device provisioned under another ASk: its DASk does not open [SK..R1].
+    let impostor = Device {
+        dask: vec![0x33; 16],
+        ..Device::load_clone(&s.device)
+    };
+    let (spc, _) = impostor.spc(2, skd.as_bytes(), &[]);
+    let r = post(&s.server, Some(&token), spc, "").await;
+    assert_eq!((r.status, fps(&r).as_str()), (400, "-42589"));
+}
+
+impl Device {
+    fn load_clone(d: &Device) -> Device {
+        Device {
+            r2: d.r2.clone(),
+            dask: d.dask.clone(),
+            hu: d.hu.clone(),
+            cert: d.cert.clone(),
+        }
+    }
+}
+
+/// Dev mode: `tessera devices fairplay` with no config provisions a device for the embedded
+/// test credential that dev-mode `serve` uses.
+#[tokio::test]
+async fn dev_mode_device_gets_a_licence() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = tessera(
+        &[
+            "serve",
+            "--public-addr",
+            "127.0.0.1:0",
+            "--internal-addr",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+    );
+    cmd.arg("--data-dir").arg(dir.path().join("data"));
+    let p = serve(cmd).unwrap();
+    let dev = dir.path().join("device.json");
+    let (code, _, err) = run(&mut tessera(
+        &["devices", "fairplay", "--out", dev.to_str().unwrap()],
+        dir.path(),
+    ));
+    assert_eq!(code, 0, "{err}");
+    let device = Device::load(&dev);
+    let c = client();
+    let cert = call(
+        &c,
+        "GET",
+        &format!("{}/fairplay/certificate", p.public),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(cert.body.to_vec(), device.cert);
+    let (code, out, err) = run(&mut tessera(
+        &[
+            "keys",
+            "--server",
+            &p.internal,
+            "create",
+            "--content-id",
+            "fp-dev",
+            "--track",
+            "SD",
+        ],
+        dir.path(),
+    ));
+    assert_eq!(code, 0, "{err}");
+    let made: Value = serde_json::from_str(&out).unwrap();
+    let kid = made["keys"][0]["kid"].as_str().unwrap().to_owned();
+    let key = tessera::encoding::b64_decode(made["keys"][0]["key"].as_str().unwrap()).unwrap();
+    let (code, token, _) = run(&mut tessera(
+        &["token", "--tenant", "demo", "--kid", &kid, "--ttl", "60"],
+        dir.path(),
+    ));
+    assert_eq!(code, 0);
+    let (spc, pb) = device.spc(2, format!("skd://{kid}").as_bytes(), &[]);
+    let r = call(
+        &c,
+        "POST",
+        &format!("{}/fairplay/license", p.public),
+        &[("authorization", &format!("Bearer {}", token.trim()))],
+        spc,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(device.open(&pb, &r.body).unwrap().0, key);
+}
