@@ -24,6 +24,9 @@ const PLAYBACK_STATE: u64 = 0xeb8efdf2b25ab3a0;
 const CK: u64 = 0x58b38165af0e3d5a;
 const R1: u64 = 0xea74c4645d5efee9;
 const KEY_DURATION: u64 = 0x47acf6a418cd091a;
+const OFFLINE_KEY: u64 = 0x6375d9727060218c;
+const HDCP: u64 = 0x2e52f1530d8ddb4a;
+const CAPABILITIES: u64 = 0x9c02af3253c07fb2;
 
 fn rand<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
@@ -105,8 +108,19 @@ impl Device {
         }
     }
 
-    /// An SPC (container version 2 or 3) for `asset`, with optional extra TLLVs.
+    /// An SPC (container version 1, 2 or 3) for `asset`, with optional extra TLLVs.
     fn spc(&self, version: u32, asset: &[u8], extra: &[(u64, Vec<u8>)]) -> (Vec<u8>, Playback) {
+        self.spc_with(version, asset, extra, &[])
+    }
+
+    /// [`Device::spc`] leaving out the TLLVs tagged `omit`.
+    fn spc_with(
+        &self,
+        version: u32,
+        asset: &[u8],
+        extra: &[(u64, Vec<u8>)],
+        omit: &[u64],
+    ) -> (Vec<u8>, Playback) {
         let p = Playback {
             sk: rand(),
             r1: rand(),
@@ -138,7 +152,9 @@ impl Device {
             (VERSION_USED, 1u32.to_be_bytes().to_vec()),
             (RETURN_REQUEST, TRANSACTION_ID.to_be_bytes().to_vec()),
         ] {
-            tllv(&mut payload, t, &v);
+            if !omit.contains(&t) {
+                tllv(&mut payload, t, &v);
+            }
         }
         for (t, v) in extra {
             tllv(&mut payload, *t, v);
@@ -150,13 +166,19 @@ impl Device {
         ctx.encrypt_init().unwrap();
         ctx.set_rsa_padding(openssl::rsa::Padding::PKCS1_OAEP)
             .unwrap();
-        ctx.set_rsa_oaep_md(openssl::md::Md::sha256()).unwrap();
-        ctx.set_rsa_mgf1_md(openssl::md::Md::sha256()).unwrap();
+        // v1: OAEP with SHA-1 (RSA-1024 certificates); v2 and v3: SHA-256.
+        let md = if version == 1 {
+            openssl::md::Md::sha1()
+        } else {
+            openssl::md::Md::sha256()
+        };
+        ctx.set_rsa_oaep_md(md).unwrap();
+        ctx.set_rsa_mgf1_md(md).unwrap();
         let mut wrapped = Vec::new();
         ctx.encrypt_to_vec(&key, &mut wrapped).unwrap();
         let mut out = version.to_be_bytes().to_vec();
         out.extend_from_slice(&[0; 4]);
-        if version == 2 {
+        if version <= 2 {
             let iv: [u8; 16] = rand();
             out.extend_from_slice(&iv);
             out.extend(wrapped);
@@ -232,7 +254,12 @@ impl Device {
 
 /// A self-signed RSA-2048 certificate (DER) and its key.
 fn certificate() -> (Vec<u8>, openssl::pkey::PKey<openssl::pkey::Private>) {
-    let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
+    certificate_bits(2048)
+}
+
+/// A self-signed RSA certificate (DER) of `bits` and its key.
+fn certificate_bits(bits: u32) -> (Vec<u8>, openssl::pkey::PKey<openssl::pkey::Private>) {
+    let rsa = openssl::rsa::Rsa::generate(bits).unwrap();
     let pkey = openssl::pkey::PKey::from_rsa(rsa).unwrap();
     let mut name = openssl::x509::X509NameBuilder::new().unwrap();
     name.append_entry_by_text("CN", "fairplay-style test")
@@ -254,6 +281,8 @@ fn certificate() -> (Vec<u8>, openssl::pkey::PKey<openssl::pkey::Private>) {
 struct Setup {
     server: Server,
     device: Device,
+    /// The RSA-1024 certificate of the second credential (same ASk): SPC version 1.
+    cert_1024: Vec<u8>,
     kid: String,
     key: Vec<u8>,
     _keys: tempfile::TempDir,
@@ -263,28 +292,35 @@ struct Setup {
 /// `fp-movie`, and a device provisioned with `tessera devices fairplay`.
 async fn setup() -> Setup {
     let keys = tempfile::tempdir().unwrap();
-    let (der, pkey) = certificate();
-    let cert = keys.path().join("cert.der");
-    std::fs::write(&cert, der).unwrap();
-    let key = keys.path().join("key.pem");
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&key)
-            .unwrap();
-        f.write_all(&pkey.private_key_to_pem_pkcs8().unwrap())
-            .unwrap();
+    let mut extra = String::new();
+    let mut cert_1024 = Vec::new();
+    for (bits, name) in [(2048, "c2048"), (1024, "c1024")] {
+        let (der, pkey) = certificate_bits(bits);
+        if bits == 1024 {
+            cert_1024 = der.clone();
+        }
+        let cert = keys.path().join(format!("{name}.der"));
+        std::fs::write(&cert, der).unwrap();
+        let key = keys.path().join(format!("{name}.pem"));
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&key)
+                .unwrap();
+            f.write_all(&pkey.private_key_to_pem_pkcs8().unwrap())
+                .unwrap();
+        }
+        extra.push_str(&format!(
+            "\n[[tenants.fairplay_credentials]]\ncertificate_file = \"{}\"\nprivate_key_file = \"{}\"\nask = \"{}\"\nv3 = true\n",
+            cert.display(),
+            key.display(),
+            "0f".repeat(16)
+        ));
     }
-    let extra = format!(
-        "\n[[tenants.fairplay_credentials]]\ncertificate_file = \"{}\"\nprivate_key_file = \"{}\"\nask = \"{}\"\nv3 = true\n",
-        cert.display(),
-        key.display(),
-        "0f".repeat(16)
-    );
     let server = Server::start_with(&extra, None).await;
     // The device, provisioned by the CLI from the same configuration.
     let cfg = keys.path().join("tessera.toml");
@@ -306,6 +342,7 @@ async fn setup() -> Setup {
     assert_eq!(code, 0, "{out} {err}");
     let made = server.create_keys("globex", "fp-movie", &["SD"]).await;
     Setup {
+        cert_1024,
         device: Device::load(&dev),
         kid: kid_of(&made, "SD"),
         key: key_of(&made, "SD"),
@@ -435,8 +472,13 @@ async fn every_request_shape_and_container_version_gets_the_key() {
             }),
         ),
     ];
+    let v1_device = Device {
+        cert: s.cert_1024.clone(),
+        ..Device::load_clone(&s.device)
+    };
     for (name, version, asset, wrap, unwrap) in cases {
-        let (spc, p) = s.device.spc(version, &asset, &[]);
+        let device = if version == 1 { &v1_device } else { &s.device };
+        let (spc, p) = device.spc(version, &asset, &[]);
         let body = wrap(&spc);
         // The form's asset hint must not contradict the SPC: send the real one.
         let body = if name == "form" {
@@ -533,6 +575,49 @@ async fn certificate_policy_and_refusals() {
     let d = t.get(&KEY_DURATION).expect("key duration TLLV");
     assert_eq!(&d[0..4], &600u32.to_be_bytes());
     assert_eq!(&d[8..12], &0x1a4bde7eu32.to_be_bytes(), "lease");
+    // Rental, an offline key for a device that announces offline-key support, HDCP type 1.
+    let check = |policy: Value, caps: u128| {
+        let token = player_token(
+            "globex",
+            json!({"content_ids": ["fp-movie"], "policy": policy}),
+        );
+        let mut st = 0u32.to_be_bytes().to_vec();
+        st.extend_from_slice(&0xf4dee5a2u32.to_be_bytes());
+        st.extend_from_slice(&7u64.to_be_bytes());
+        let extra = vec![
+            (PLAYBACK_STATE, st),
+            (CAPABILITIES, caps.to_be_bytes().to_vec()),
+        ];
+        let (spc, p) = s.device.spc(2, skd.as_bytes(), &extra);
+        (token, spc, p)
+    };
+    let (t, spc, p) = check(json!({"rental_duration_secs": 3600}), 0);
+    let r = post(&s.server, Some(&t), spc, "").await;
+    let (_, tl) = s.device.open(&p, &r.body).unwrap();
+    assert_eq!(
+        &tl[&KEY_DURATION][4..12],
+        &[&3600u32.to_be_bytes()[..], &0x3dfe45a0u32.to_be_bytes()[..]].concat()[..]
+    );
+    let (t, spc, p) = check(
+        json!({"can_persist": true, "license_duration_secs": 86400, "playback_duration_secs": 7200}),
+        0b10,
+    );
+    let r = post(&s.server, Some(&t), spc, "").await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let (_, tl) = s.device.open(&p, &r.body).unwrap();
+    let offline = &tl[&OFFLINE_KEY];
+    assert_eq!(
+        (offline.len(), &offline[24..28]),
+        (32, &86400u32.to_be_bytes()[..])
+    );
+    let (t, spc, p) = check(json!({"hdcp": {"SD": "V2.2"}}), 1);
+    let r = post(&s.server, Some(&t), spc, "").await;
+    let (_, tl) = s.device.open(&p, &r.body).unwrap();
+    assert_eq!(
+        &tl[&HDCP][..8],
+        &0x285a0863bba8e1d3u64.to_be_bytes(),
+        "HDCP type 1"
+    );
     // Playback stopped: no CKC.
     state[4..8].copy_from_slice(&0x5991bf20u32.to_be_bytes());
     let (spc, _) = s.device.spc(2, skd.as_bytes(), &[(PLAYBACK_STATE, state)]);
@@ -592,6 +677,36 @@ async fn certificate_policy_and_refusals() {
     assert_eq!((r.status, fps(&r).as_str()), (400, "-42580"));
     let r = post(&s.server, Some(&token), b"hello".to_vec(), "").await;
     assert_eq!(r.status, 400);
+    // Missing and duplicate TLLVs, a protocol version other than the best common one, a
+    // truncated SPC, a tampered wrapped key.
+    let (missing, _) = s.device.spc_with(2, skd.as_bytes(), &[], &[R2]);
+    let r = post(&s.server, Some(&token), missing, "").await;
+    assert_eq!((r.status, fps(&r).as_str()), (400, "-42583"));
+    let (dup, _) = s
+        .device
+        .spc(2, skd.as_bytes(), &[(ANTI_REPLAY, vec![1; 16])]);
+    let r = post(&s.server, Some(&token), dup, "").await;
+    assert_eq!((r.status, fps(&r).as_str()), (400, "-42591"));
+    let (ver, _) = s.device.spc_with(
+        2,
+        skd.as_bytes(),
+        &[(VERSION_USED, 2u32.to_be_bytes().to_vec())],
+        &[VERSION_USED],
+    );
+    let r = post(&s.server, Some(&token), ver, "").await;
+    assert_eq!((r.status, fps(&r).as_str()), (400, "-42590"));
+    let r = post(
+        &s.server,
+        Some(&token),
+        good[..good.len() - 16].to_vec(),
+        "",
+    )
+    .await;
+    assert_eq!((r.status, fps(&r).as_str()), (400, "-42581"));
+    let mut wrapped = good.clone();
+    wrapped[100] ^= 1;
+    let r = post(&s.server, Some(&token), wrapped, "").await;
+    assert_eq!((r.status, fps(&r).as_str()), (400, "-42605"));
     // A device provisioned under another ASk: its DASk does not open [SK..R1].
     let impostor = Device {
         dask: vec![0x33; 16],
