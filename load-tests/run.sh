@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Licence throughput, measured in one run on this machine, against a reference in the same run.
 #
-#   load-tests/run.sh [clearkey|widevine|speke|all]     (default all)
+#   load-tests/run.sh [clearkey|widevine|speke|fairplay|all]     (default all)
 #   DURATION=8 CONNECTIONS=50 TOKENS=900000 to tune
 #
 # clearkey: POST /clearkey/license vs a bare hyper endpoint (load-tests/baseline.rs) on the
@@ -12,6 +12,10 @@
 #   implementation of each step available from the registries (target ratio >= 0.6). Also
 #   printed: the ratio to the strict floor (Tessera's own steps where faster) and to a bare
 #   hyper endpoint spinning the strict floor per request.
+# fairplay: POST /fairplay/license with pre-made SPCs (load-tests/fp_spc.rs, v2 containers from
+#   a device of `tessera devices fairplay`, raw bodies) vs the per-CKC crypto floor that
+#   load-tests/floor measures in the same run (one RSA-2048 OAEP-SHA256 decryption with the
+#   fastest backend, plus the AES work). Target ratio >= 0.6.
 # speke: POST /speke/v2 as an encryptor starting new content on every request (fresh contentId
 #   and KIDs: each request creates, seals and durably stores its keys, then answers with
 #   Widevine, PlayReady and FairPlay signalling), with 2 and 8 keys, clear and encrypted
@@ -40,7 +44,7 @@ NCPU=$(nproc)
 SERVER_CPU=0
 CLIENT_CPU=$(( NCPU > 1 ? 1 : 0 ))
 
-cargo build --release --quiet --bin tessera --example baseline --example wv_challenge
+cargo build --release --quiet --bin tessera --example baseline --example wv_challenge --example fp_spc
 BIN=target/release/tessera
 OUT=load-tests/out
 mkdir -p "$OUT"
@@ -190,4 +194,26 @@ if [ "$SCENARIO" = speke ] || [ "$SCENARIO" = all ]; then
       report "tessera speke $keys keys $mode" "$R" "bare hyper, $SIZE B answer" "$(rps_of "$B")" "none" "$METRICS"
     done
   done
+fi
+
+if [ "$SCENARIO" = fairplay ] || [ "$SCENARIO" = all ]; then
+  echo "== per-CKC crypto floor (load-tests/floor) ==" >&2
+  (cd load-tests/floor && cargo build --release --quiet)
+  start_tessera
+  FP_KID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["keys"][0]["kid"])' "$KEYS_JSON")
+  "$BIN" devices fairplay --out "$WORK/fp-device.json" >/dev/null
+  mkdir -p "$WORK/spcs"
+  PAYLOAD=$(target/release/examples/fp_spc "$WORK/fp-device.json" "$WORK/spcs" 16 "skd://$FP_KID" | sed 's/payload_bytes=//')
+  first=$(head -1 "$WORK/tokens.txt")
+  CKC=$(curl -s -X POST "http://$PUB/fairplay/license" -H "Authorization: Bearer $first" \
+    --data-binary @"$WORK/spcs/challenge-0.bin" -o "$WORK/ckc.bin" -w '%{http_code} %{size_download}')
+  [ "${CKC% *}" = 200 ] || { echo "warm-up FairPlay licence failed: HTTP $CKC" >&2; exit 1; }
+  echo "== tessera /fairplay/license (SPC payload $PAYLOAD B, CKC ${CKC#* } B) ==" >&2
+  F=$(run_wrk load-tests/widevine.lua "http://$PUB/fairplay/license" CHALLENGES="$WORK/spcs" COUNT=16)
+  METRICS=$(curl -s "http://$INT/metrics" | grep -E '^tessera_(licenses_issued_total\{protocol="fairplay"\}|key_cache_(hits|misses)_total)')
+  stop_tessera
+  FLOOR_OUT=$(taskset -c $SERVER_CPU load-tests/floor/target/release/tessera-crypto-floor fairplay "$PAYLOAD" "$(( ${CKC#* } - 28 ))")
+  echo "$FLOOR_OUT" | tee -a "$OUT/result.txt" >&2
+  REGISTRY_US=$(echo "$FLOOR_OUT" | sed -n 's/^FLOOR .*registry_floor_us=\([0-9.]*\).*/\1/p')
+  report "tessera fairplay CKC" "$F" "crypto floor (1 core)" "$(python3 -c "print(1e6/$REGISTRY_US)")" 0.6 "$METRICS"
 fi

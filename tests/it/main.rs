@@ -9,6 +9,7 @@ mod browser;
 mod clearkey;
 mod failure;
 mod fairplay;
+mod fairplay_device;
 mod hls;
 mod interop;
 mod keyapi;

@@ -3,6 +3,7 @@
 //! column of each step is Tessera's own code (through the `tessera` library).
 //!
 //!   cargo run --release -- <request msg bytes> <licence msg bytes> <content keys>
+//!   cargo run --release -- fairplay <SPC payload bytes> <CKC payload bytes>
 //!
 //! Steps (drm-interop.md §1.3-1.4): verify the request's RSA-PSS-SHA1 signature; wrap the
 //! session key with RSA-OAEP-SHA1; derive keys (five AES-128-CMAC over the request); encrypt
@@ -38,7 +39,73 @@ fn time(mut f: impl FnMut()) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
+/// `fairplay <payload bytes> <ckc payload bytes>`: the per-CKC floor of a FairPlay-style
+/// licence (SPC v2): one RSA-2048 OAEP-SHA256 decryption (the dominant cost), AES-128-CBC
+/// decryption of the SPC payload, and AES-128-CBC encryption of the CKC payload, each with
+/// every backend, fastest per step.
+fn fairplay(payload: usize, ckc: usize) {
+    use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, block_padding::NoPadding};
+    let ossl = openssl::rsa::Rsa::generate(2048).unwrap();
+    let pkey = openssl::pkey::PKey::from_rsa(ossl).unwrap();
+    let pkcs8 = pkey.private_key_to_pkcs8().unwrap();
+    let ct = {
+        let mut c = openssl::pkey_ctx::PkeyCtx::new(&pkey).unwrap();
+        c.encrypt_init().unwrap();
+        c.set_rsa_padding(openssl::rsa::Padding::PKCS1_OAEP).unwrap();
+        c.set_rsa_oaep_md(openssl::md::Md::sha256()).unwrap();
+        c.set_rsa_mgf1_md(openssl::md::Md::sha256()).unwrap();
+        let mut out = Vec::new();
+        c.encrypt_to_vec(&[7u8; 16], &mut out).unwrap();
+        out
+    };
+    let tessera_key = tessera::crypto::rsa::RsaPrivateKey::from_der(&pkcs8).unwrap();
+    let t_tessera = time(|| {
+        black_box(tessera_key.decrypt_oaep_sha256(black_box(&ct)).unwrap());
+    });
+    let aws = aws_lc_rs::rsa::OaepPrivateDecryptingKey::new(
+        aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&pkcs8).unwrap(),
+    )
+    .unwrap();
+    let mut out = vec![0u8; aws.min_output_size()];
+    let t_aws = time(|| {
+        black_box(
+            aws.decrypt(&aws_lc_rs::rsa::OAEP_SHA256_MGF1SHA256, black_box(&ct), &mut out, None)
+                .unwrap()
+                .len(),
+        );
+    });
+    let payload_buf = vec![0x33u8; payload];
+    let ckc_buf = vec![0x44u8; ckc];
+    let t_dec = time(|| {
+        let mut b = payload_buf.clone();
+        let d = cbc::Decryptor::<aes::Aes128>::new(&[1u8; 16].into(), &[2u8; 16].into());
+        black_box(d.decrypt_padded_mut::<NoPadding>(&mut b).unwrap().len());
+    });
+    let t_enc = time(|| {
+        let e = cbc::Encryptor::<aes::Aes128>::new(&[1u8; 16].into(), &[2u8; 16].into());
+        black_box(e.encrypt_padded_vec_mut::<NoPadding>(black_box(&ckc_buf)).len());
+    });
+    let rows = [
+        ("RSA-2048 OAEP-SHA256 decrypt", vec![("tessera (openssl)", t_tessera), ("aws-lc-rs", t_aws)]),
+        ("AES-128-CBC SPC payload", vec![("RustCrypto aes", t_dec)]),
+        ("AES-128-CBC CKC payload", vec![("RustCrypto aes", t_enc)]),
+    ];
+    let mut floor = 0.0;
+    println!("per-CKC crypto (SPC payload {payload} B, CKC payload {ckc} B), us per licence:");
+    for (step, impls) in &rows {
+        floor += impls.iter().map(|(_, t)| *t).fold(f64::INFINITY, f64::min);
+        let cells: Vec<String> = impls.iter().map(|(n, t)| format!("{n} {t:.2}")).collect();
+        println!("  {step:<30} {}", cells.join(" | "));
+    }
+    println!("FLOOR floor_us={floor:.2} registry_floor_us={floor:.2}");
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("fairplay") {
+        let n: Vec<usize> = std::env::args().skip(2).map(|a| a.parse().expect("numeric")).collect();
+        fairplay(*n.first().unwrap_or(&1024), *n.get(1).unwrap_or(&256));
+        return;
+    }
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .map(|a| a.parse().expect("numeric arguments"))
