@@ -6,6 +6,9 @@
 //! Files are `OUT_DIR/challenge-N.bin` (the name `widevine.lua` reads pre-made bodies by).
 //! Prints `payload_bytes=N`, the decrypted SPC payload size (the floor measures AES over it).
 
+// A load-test tool sharing the tests' device simulator: a panic is the right way to fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../tests/it/fairplay_device.rs"]
 #[allow(dead_code)]
 mod device;
