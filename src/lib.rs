@@ -21,7 +21,9 @@
 //!
 //! Codecs never touch tokio, hyper, the store or the clock; time and randomness are inputs.
 
-#![forbid(unsafe_code)]
+// Denied, not forbidden: the opt-in FairPlay licensee adapter (protocol::fairplay::ffi,
+// feature `fairplay-licensee-ffi`) must call a C ABI, and is the one module allowed to.
+#![deny(unsafe_code)]
 
 pub mod app;
 pub mod audit;

@@ -478,8 +478,11 @@ pub struct FairPlayCredentialConfig {
     pub certificate_file: PathBuf,
     /// Its RSA private key (PEM, mode 0600).
     pub private_key_file: PathBuf,
-    /// The D function: `tessera-d-v1` (Tessera's own; the only one built in).
+    /// The D function: `tessera-d-v1` (Tessera's own), or `d-dylib` (a licensee's shared
+    /// library; needs the `fairplay-licensee-ffi` build).
     pub provider: String,
+    /// The shared library of a `d-dylib` provider.
+    pub dylib: Option<PathBuf>,
     /// ASk, hex (16 bytes).
     pub ask: Option<Secret>,
     /// File holding the ASk, hex (mode 0600).

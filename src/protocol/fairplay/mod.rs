@@ -11,6 +11,8 @@
 pub mod asset;
 pub mod ckc;
 pub mod dfunc;
+#[cfg(feature = "fairplay-licensee-ffi")]
+pub mod ffi;
 pub mod handler;
 pub mod request;
 pub mod setup;

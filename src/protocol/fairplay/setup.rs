@@ -59,6 +59,34 @@ pub struct FairPlay {
     first: HashMap<u32, Arc<Credential>>,
 }
 
+/// The D function of a credential.
+enum Provider {
+    TesseraDv1,
+    #[cfg(feature = "fairplay-licensee-ffi")]
+    Dylib(super::ffi::DylibD),
+}
+
+enum Kind {
+    Tessera,
+    #[cfg(feature = "fairplay-licensee-ffi")]
+    Licensee,
+}
+
+fn provider(c: &crate::config::FairPlayCredentialConfig) -> Result<Provider, String> {
+    match (c.provider.as_str(), &c.dylib) {
+        ("" | "tessera-d-v1", None) => Ok(Provider::TesseraDv1),
+        #[cfg(feature = "fairplay-licensee-ffi")]
+        ("d-dylib", Some(path)) => super::ffi::DylibD::load(path).map(Provider::Dylib),
+        #[cfg(not(feature = "fairplay-licensee-ffi"))]
+        ("d-dylib", Some(_)) => {
+            Err("provider d-dylib needs a build with the fairplay-licensee-ffi feature".into())
+        }
+        ("d-dylib", None) => Err("provider d-dylib needs dylib = PATH".into()),
+        (_, Some(_)) => Err("dylib is only for provider d-dylib".into()),
+        (other, None) => Err(format!("provider {other:?} (tessera-d-v1, d-dylib)")),
+    }
+}
+
 fn parse_ask(hex: &str) -> Result<[u8; 16], String> {
     crate::encoding::hex_decode(hex.trim())
         .and_then(|v| v.try_into().ok())
@@ -79,12 +107,7 @@ impl FairPlay {
         for (idx, t) in config.tenants.iter().enumerate() {
             for (i, c) in t.fairplay_credentials.iter().enumerate() {
                 let what = format!("tenant {:?} fairplay_credentials[{i}]", t.id);
-                if !(c.provider.is_empty() || c.provider == "tessera-d-v1") {
-                    return Err(format!(
-                        "{what}: provider {:?} is not built in (tessera-d-v1)",
-                        c.provider
-                    ));
-                }
+                let provider = provider(c).map_err(|e| format!("{what}: {e}"))?;
                 let cert = std::fs::read(&c.certificate_file)
                     .map_err(|e| format!("{what}: {}: {e}", c.certificate_file.display()))?;
                 let key = secrets::read_secret_file(&c.private_key_file, false)
@@ -102,6 +125,7 @@ impl FairPlay {
                     key.expose().as_bytes(),
                     ask.expose(),
                     c.v3,
+                    provider,
                 )
                 .map_err(|e| format!("{what}: {e}"))?;
             }
@@ -110,7 +134,14 @@ impl FairPlay {
             && let Some(idx) = config.tenants.iter().position(|t| t.id == "demo")
         {
             let key = std::str::from_utf8(DEV_KEY).map_err(|e| e.to_string())?;
-            fp.add(idx as u32, DEV_CERT, key.as_bytes(), DEV_ASK, true)?;
+            fp.add(
+                idx as u32,
+                DEV_CERT,
+                key.as_bytes(),
+                DEV_ASK,
+                true,
+                Provider::TesseraDv1,
+            )?;
         }
         Ok(fp)
     }
@@ -122,6 +153,7 @@ impl FairPlay {
         key_pem: &[u8],
         ask: &str,
         v3: bool,
+        provider: Provider,
     ) -> Result<(), String> {
         let certificate = certificate_der(cert)?;
         let private = RsaPrivateKey::from_pem_any_size(key_pem)
@@ -143,11 +175,21 @@ impl FairPlay {
             ));
         }
         let ask = parse_ask(ask)?;
+        let provider_kind = match &provider {
+            Provider::TesseraDv1 => Kind::Tessera,
+            #[cfg(feature = "fairplay-licensee-ffi")]
+            Provider::Dylib(_) => Kind::Licensee,
+        };
         let cred = Arc::new(Credential {
             tenant,
             private,
-            provider: Box::new(DFunctionProvider::new(TesseraDv1, ask)),
-            v3: (v3 && bits == 2048).then(tessera_v3),
+            provider: match provider {
+                Provider::TesseraDv1 => Box::new(DFunctionProvider::new(TesseraDv1, ask)),
+                #[cfg(feature = "fairplay-licensee-ffi")]
+                Provider::Dylib(d) => Box::new(DFunctionProvider::new(d, ask)),
+            },
+            // The v3-T constants are Tessera's: a licensee's v3 needs the licensee's own.
+            v3: (v3 && bits == 2048 && matches!(provider_kind, Kind::Tessera)).then(tessera_v3),
             ask: zeroize::Zeroizing::new(ask),
             certificate,
         });
