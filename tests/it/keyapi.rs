@@ -499,6 +499,14 @@ async fn keys_come_with_their_signalling() {
     );
     assert!(b64(&sig["playready_pssh"]).ends_with(&pro));
     assert_eq!(sig["fairplay_uri"], format!("skd://{kid}"));
+    assert!(
+        sig["fairplay_hls_key"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!(
+                r#"#EXT-X-KEY:METHOD=SAMPLE-AES,URI="skd://{kid}""#
+            ))
+    );
     // cbcs: AESCBC, no checksum; a bad scheme is a 400.
     let r = s
         .keyapi(

@@ -221,6 +221,9 @@ pub struct Signalling {
     pub common_pssh: String,
     /// FairPlay-style key URI for HLS `#EXT-X-KEY` (`skd://<kid>`).
     pub fairplay_uri: String,
+    /// The HLS key line for it (media playlists; `#EXT-X-SESSION-KEY` with the same
+    /// attributes in multivariant ones).
+    pub fairplay_hls_key: String,
 }
 
 /// Where the signalling points and what it names besides the key.
@@ -290,6 +293,10 @@ impl KeyView {
             playready_pro: b64_encode(&pro),
             common_pssh: b64_encode(&sig::common_pssh(&kids)),
             fairplay_uri: crate::protocol::fairplay::asset::skd_uri(&meta.kid),
+            fairplay_hls_key: format!(
+                r#"#EXT-X-KEY:METHOD=SAMPLE-AES,URI="{}",KEYFORMAT="com.apple.streamingkeydelivery",KEYFORMATVERSIONS="1""#,
+                crate::protocol::fairplay::asset::skd_uri(&meta.kid)
+            ),
         });
         self
     }
