@@ -376,6 +376,28 @@ impl RsaPrivateKey {
     }
 }
 
+/// A self-signed X.509 certificate (DER) for `key`: test credentials for protocols that
+/// carry certificates (CPIX delivery keys, FairPlay-style credentials).
+#[cfg(test)]
+pub(crate) fn self_signed_certificate(key: &RsaPrivateKey) -> Vec<u8> {
+    use openssl::{asn1::Asn1Time, x509::X509};
+    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "Tessera test certificate")
+        .unwrap();
+    let name = name.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key.0).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+        .unwrap();
+    b.sign(&key.0, MessageDigest::sha256()).unwrap();
+    b.build().to_der().unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,6 +78,22 @@ fn sigterm(p: &mut Proc) -> std::process::ExitStatus {
     panic!("tessera did not exit after SIGTERM");
 }
 
+/// Dev-mode `tessera serve` on ephemeral loopback ports, data under `dir/data`.
+pub(crate) fn serve_dev(dir: &Path) -> Proc {
+    let mut cmd = tessera(
+        &[
+            "serve",
+            "--public-addr",
+            "127.0.0.1:0",
+            "--internal-addr",
+            "127.0.0.1:0",
+        ],
+        dir,
+    );
+    cmd.arg("--data-dir").arg(dir.join("data"));
+    serve(cmd).unwrap()
+}
+
 pub(crate) fn run(cmd: &mut Command) -> (i32, String, String) {
     let out = cmd.output().unwrap();
     (
@@ -476,18 +492,7 @@ fn the_example_configuration_validates() {
 #[tokio::test]
 async fn dev_mode_widevine_with_the_committed_test_root() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = tessera(
-        &[
-            "serve",
-            "--public-addr",
-            "127.0.0.1:0",
-            "--internal-addr",
-            "127.0.0.1:0",
-        ],
-        dir.path(),
-    );
-    cmd.arg("--data-dir").arg(dir.path().join("data"));
-    let p = serve(cmd).unwrap();
+    let p = serve_dev(dir.path());
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let (code, out, err) = run(&mut tessera(
         &[

@@ -9,7 +9,7 @@
 //! the pinned npm packages of `tests/browser/package-lock.json` are installed here on first
 //! use.
 
-use super::binary::{run, serve, tessera};
+use super::binary::{run, serve_dev, tessera};
 use super::packager::{media, tool};
 use super::support::*;
 use serde_json::{Value, json};
@@ -166,18 +166,7 @@ async fn chromium_plays_what_tessera_protects_and_fails_cleanly_without_a_licenc
     chromium();
     npm_packages();
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = tessera(
-        &[
-            "serve",
-            "--public-addr",
-            "127.0.0.1:0",
-            "--internal-addr",
-            "127.0.0.1:0",
-        ],
-        dir.path(),
-    );
-    cmd.arg("--data-dir").arg(dir.path().join("data"));
-    let p = serve(cmd).unwrap();
+    let p = serve_dev(dir.path());
     let m = dir.path().join("media");
     let hex = |s: &str| tessera::encoding::hex_encode(s.as_bytes());
 

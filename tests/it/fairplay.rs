@@ -3,7 +3,7 @@
 //! device holds only what `tessera devices fairplay` gives it (`{r2, dask, hu}` and the
 //! public certificate), never the ASk.
 
-use super::binary::{run, serve, tessera};
+use super::binary::{run, serve_dev, tessera};
 use super::fairplay_device::*;
 use super::support::*;
 use openssl::hash::MessageDigest;
@@ -479,18 +479,7 @@ async fn certificate_policy_and_refusals() {
 #[tokio::test]
 async fn dev_mode_device_gets_a_licence() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = tessera(
-        &[
-            "serve",
-            "--public-addr",
-            "127.0.0.1:0",
-            "--internal-addr",
-            "127.0.0.1:0",
-        ],
-        dir.path(),
-    );
-    cmd.arg("--data-dir").arg(dir.path().join("data"));
-    let p = serve(cmd).unwrap();
+    let p = serve_dev(dir.path());
     let dev = dir.path().join("device.json");
     let (code, _, err) = run(&mut tessera(
         &["devices", "fairplay", "--out", dev.to_str().unwrap()],

@@ -764,20 +764,9 @@ async fn playready_packaging_faults() {
 /// `tessera token` licenses the key the packager used.
 #[tokio::test(flavor = "multi_thread")]
 async fn dev_mode_accepts_the_tutorial_widevine_test_signer() {
-    use super::binary::{run, serve, tessera};
+    use super::binary::{run, serve_dev, tessera};
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = tessera(
-        &[
-            "serve",
-            "--public-addr",
-            "127.0.0.1:0",
-            "--internal-addr",
-            "127.0.0.1:0",
-        ],
-        dir.path(),
-    );
-    cmd.arg("--data-dir").arg(dir.path().join("data"));
-    let p = serve(cmd).unwrap();
+    let p = serve_dev(dir.path());
     let out = tempfile::tempdir().unwrap();
     let (signer, key, iv) = tessera::config::DEV_WIDEVINE_TEST_SIGNER;
     let flags: Vec<String> = [

@@ -405,10 +405,16 @@ async fn speke_refusals_name_the_problem_and_store_nothing() {
 
     // A KID that belongs to another content id, or to nobody in this tenant once revoked.
     let kid = "5a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+    // One named KID (so no --keys), one key for every track.
     let own = |content: &'static str| {
-        [
-            &base[..],
+        args(
+            &server,
+            &token,
             &[
+                "--scheme",
+                "cenc",
+                "--systems",
+                "widevine",
                 "--kid",
                 kid,
                 "--track-types",
@@ -416,30 +422,11 @@ async fn speke_refusals_name_the_problem_and_store_nothing() {
                 "--content-id",
                 content,
             ],
-        ]
-        .concat()
+        )
     };
-    let r = client(args(
-        &server,
-        &token,
-        &own("owner-1")
-            .iter()
-            .filter(|a| **a != "2" && **a != "--keys")
-            .copied()
-            .collect::<Vec<_>>(),
-    ))
-    .await;
+    let r = client(own("owner-1")).await;
     assert_eq!(r["status"], 200, "{r}");
-    let r = client(args(
-        &server,
-        &token,
-        &own("owner-2")
-            .iter()
-            .filter(|a| **a != "2" && **a != "--keys")
-            .copied()
-            .collect::<Vec<_>>(),
-    ))
-    .await;
+    let r = client(own("owner-2")).await;
     assert_eq!(r["status"], 409, "{r}");
     assert!(
         r["body_text"]
@@ -448,16 +435,7 @@ async fn speke_refusals_name_the_problem_and_store_nothing() {
             .contains("another content id")
     );
     assert_eq!(server.revoke("acme", kid).await.status, 200);
-    let r = client(args(
-        &server,
-        &token,
-        &own("owner-1")
-            .iter()
-            .filter(|a| **a != "2" && **a != "--keys")
-            .copied()
-            .collect::<Vec<_>>(),
-    ))
-    .await;
+    let r = client(own("owner-1")).await;
     assert_eq!(r["status"], 409, "{r}");
     assert!(r["body_text"].as_str().unwrap().contains("revoked"));
 

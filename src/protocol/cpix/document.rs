@@ -150,7 +150,8 @@ pub struct Request {
     pub keys: Vec<KeyRequest>,
     /// The one encryption scheme of every key (`None` for HLS AES-128 in 2.1).
     pub scheme: Option<Scheme>,
-    recipients: Vec<Vec<u8>>,
+    /// Each `DeliveryData`'s certificate key, read once at parse time.
+    recipients: Vec<Recipient>,
 }
 
 fn cpix_children<'a>(el: &'a Element, local: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
@@ -436,8 +437,7 @@ pub fn parse(body: &[u8], speke_version: Option<&str>, max_keys: usize) -> Resul
                     "at most {MAX_RECIPIENTS} DeliveryData recipients per request"
                 )));
             }
-            Recipient::from_certificate(&der)?;
-            recipients.push(der);
+            recipients.push(Recipient::from_certificate(&der)?);
         }
         if recipients.is_empty() {
             return Err(invalid("DeliveryDataList has no DeliveryData"));
@@ -550,12 +550,12 @@ pub fn respond(
                 let dk = document_keys
                     .as_ref()
                     .ok_or_else(|| invalid("no document keys"))?;
-                for (dd, der) in list
+                for (dd, recipient) in list
                     .elements_mut()
                     .filter(|e| e.is(NS_CPIX, "DeliveryData"))
                     .zip(&request.recipients)
                 {
-                    let wrapped = dk.wrap(&Recipient::from_certificate(der)?)?;
+                    let wrapped = dk.wrap(recipient)?;
                     dd.remove_elements(|e| {
                         e.is(NS_CPIX, "DocumentKey") || e.is(NS_CPIX, "MACMethod")
                     });
@@ -1265,21 +1265,6 @@ mod tests {
     }
 
     fn self_signed(key: &RsaPrivateKey) -> Vec<u8> {
-        use openssl::{hash::MessageDigest, pkey::PKey, x509::X509};
-        let pkey = PKey::private_key_from_pem(&key.to_pem().unwrap()).unwrap();
-        let mut name = openssl::x509::X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", "speke test").unwrap();
-        let name = name.build();
-        let mut b = X509::builder().unwrap();
-        b.set_version(2).unwrap();
-        b.set_subject_name(&name).unwrap();
-        b.set_issuer_name(&name).unwrap();
-        b.set_pubkey(&pkey).unwrap();
-        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
-            .unwrap();
-        b.sign(&pkey, MessageDigest::sha256()).unwrap();
-        b.build().to_der().unwrap()
+        crate::crypto::rsa::self_signed_certificate(key)
     }
 }

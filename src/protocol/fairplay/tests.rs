@@ -177,31 +177,12 @@ struct Credential {
 }
 
 fn credential(bits: u32) -> Credential {
-    use openssl::{hash::MessageDigest, pkey::PKey, rsa::Rsa, x509::X509};
-    let rsa = Rsa::generate(bits).unwrap();
-    let pkey = PKey::from_rsa(rsa.clone()).unwrap();
-    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "Tessera FairPlay-style test KSM")
-        .unwrap();
-    let name = name.build();
-    let mut b = X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(&name).unwrap();
-    b.set_pubkey(&pkey).unwrap();
-    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(3650).unwrap())
-        .unwrap();
-    b.sign(&pkey, MessageDigest::sha256()).unwrap();
+    let private = RsaPrivateKey::generate(bits).unwrap();
+    let der = private.public_key_der().unwrap();
     Credential {
-        cert: b.build().to_der().unwrap(),
-        private: RsaPrivateKey::from_der(&pkey.private_key_to_der().unwrap()).unwrap(),
-        public: Rsa::from_public_components(
-            rsa.n().to_owned().unwrap(),
-            rsa.e().to_owned().unwrap(),
-        )
-        .unwrap(),
+        cert: crate::crypto::rsa::self_signed_certificate(&private),
+        public: openssl::rsa::Rsa::public_key_from_der(&der).unwrap(),
+        private,
     }
 }
 
