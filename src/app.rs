@@ -87,6 +87,8 @@ pub struct App {
     pub metrics_token: Option<Secret>,
     /// Widevine-style licences, when configured (`[widevine]`, or dev mode).
     pub widevine: Option<Arc<crate::protocol::widevine::Widevine>>,
+    /// PlayReady-style licences, when configured (`[playready]`, or dev mode).
+    pub playready: Option<Arc<crate::protocol::playready::PlayReady>>,
     /// Request signers of the Widevine-style key API, per tenant.
     pub signers: crate::protocol::wvkeys::Signers,
     /// FairPlay-style credential sets, per tenant.
@@ -211,6 +213,7 @@ impl App {
                 &auth::Error::CODES[..],
                 &["not_entitled"],
                 &crate::protocol::widevine::handler::DENIAL_CODES[..],
+                &crate::protocol::playready::handler::DENIAL_CODES[..],
             ]
             .concat(),
         ));
@@ -242,6 +245,10 @@ impl App {
                     config.widevine.session_max_age_secs,
                 ))
             });
+        let playready =
+            crate::protocol::playready::PlayReady::load(&config.playready, config.dev_mode)
+                .map_err(|e| Error::Startup(format!("playready: {e}")))?
+                .map(Arc::new);
         let signers = crate::protocol::wvkeys::Signers::from_config(&config)
             .map_err(|e| Error::Startup(format!("widevine_signers: {e}")))?;
         let fairplay = crate::protocol::fairplay::setup::FairPlay::from_config(&config)
@@ -260,6 +267,7 @@ impl App {
             phase,
             metrics_token,
             widevine,
+            playready,
             signers,
             fairplay,
             bound_public_url: std::sync::OnceLock::new(),

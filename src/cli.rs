@@ -55,6 +55,40 @@ pub enum DevicesSystem {
     /// A FairPlay-style test device for a tenant's credential: `{r2, dask, hu}` and the
     /// public certificate (never the ASk).
     Fairplay(FairPlayDeviceArgs),
+    /// A PlayReady-style test device (`.prd` v3, the file pyplayready loads) under a root,
+    /// a new root, or the server public key clients encrypt challenges to.
+    Playready(PlayReadyDeviceArgs),
+}
+
+/// `tessera devices playready` (flags are relied on by tests and users: keep them).
+#[derive(Debug, Args)]
+pub struct PlayReadyDeviceArgs {
+    /// Where to write the `.prd` device file (mode 0600).
+    #[arg(long, required_unless_present_any = ["new_root", "server_public_key"])]
+    pub out: Option<PathBuf>,
+    /// Root directory to issue under (`root-key.pem`; default: the committed dev root,
+    /// keys/dev/playready, which dev-mode `serve` trusts).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Create a fresh root, server key and response-signing chain in this new directory
+    /// first; with --out, the device is made under it.
+    #[arg(long = "new-root", conflicts_with = "root")]
+    pub new_root: Option<PathBuf>,
+    /// Print the server public key (PEM) clients must encrypt challenges to: the one of
+    /// `--config`'s `[playready] server_key_file`, or the dev key.
+    #[arg(long = "server-public-key", conflicts_with_all = ["out", "new_root"])]
+    pub server_public_key: bool,
+    /// The device's security level (150, 2000 or 3000).
+    #[arg(long = "security-level", default_value_t = 2000)]
+    pub security_level: u32,
+    /// Model name written into the model and device certificates (revocation by model
+    /// matches it).
+    #[arg(long, default_value = "Tessera test device")]
+    pub model: String,
+    /// Also write the model's group certificate chain (`bgroupcert.dat`) and key
+    /// (`zgpriv.dat`) into this new directory, so other tools can issue devices under it.
+    #[arg(long = "group-out")]
+    pub group_out: Option<PathBuf>,
 }
 
 /// `tessera devices fairplay` (flags are relied on by tests and users: keep them).
@@ -230,6 +264,7 @@ fn devices(config: Option<PathBuf>, args: DevicesArgs) -> ExitCode {
     let a = match args.system {
         DevicesSystem::Widevine(a) => a,
         DevicesSystem::Fairplay(f) => return fairplay_device(config, f),
+        DevicesSystem::Playready(p) => return playready_device(config, p),
     };
     let fail = |m: String| {
         eprintln!("tessera devices widevine: {m}");
@@ -350,6 +385,108 @@ fn fairplay_device(config: Option<PathBuf>, a: FairPlayDeviceArgs) -> ExitCode {
     );
     ExitCode::SUCCESS
 }
+
+fn playready_device(config: Option<PathBuf>, a: PlayReadyDeviceArgs) -> ExitCode {
+    use crate::protocol::playready::provision::{self, files};
+    let fail = |m: String| {
+        eprintln!("tessera devices playready: {m}");
+        ExitCode::FAILURE
+    };
+    if a.server_public_key {
+        let cfg = match load(config) {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
+        return match crate::protocol::playready::PlayReady::load(&cfg.playready, cfg.dev_mode) {
+            Ok(Some(pr)) => match crate::crypto::ecc::public_to_pem(pr.server.public()) {
+                Ok(pem) => {
+                    print!("{pem}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e.to_string()),
+            },
+            Ok(None) => fail("[playready] is not configured".into()),
+            Err(e) => fail(e),
+        };
+    }
+    if !matches!(a.security_level, 150 | 2000 | 3000) {
+        eprintln!("tessera devices playready: --security-level must be 150, 2000 or 3000");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let root = match (&a.new_root, &a.root) {
+        (Some(dir), _) => match provision::create_root_dir(dir) {
+            Ok(r) => {
+                eprintln!(
+                    "created root, server key and signing chain in {} (trust {})",
+                    dir.display(),
+                    files::ROOT_PUBLIC
+                );
+                r
+            }
+            Err(e) => return fail(e),
+        },
+        (None, dir) => {
+            let dir = dir.clone().unwrap_or_else(|| DEV_PLAYREADY_ROOT.into());
+            match provision::load_root(&dir) {
+                Ok(r) => r,
+                Err(e) => return fail(e),
+            }
+        }
+    };
+    let Some(out) = a.out else {
+        return ExitCode::SUCCESS;
+    };
+    let made = provision::new_group(
+        &root,
+        crate::protocol::playready::bcert::Manufacturer {
+            name: "Tessera".into(),
+            model_name: a.model.clone(),
+            model_number: "1".into(),
+        },
+        a.security_level,
+    )
+    .and_then(|g| provision::new_device(&g, a.security_level).map(|d| (g, d)));
+    let (group, device) = match made {
+        Ok(m) => m,
+        Err(e) => return fail(e.to_string()),
+    };
+    let write = crate::protocol::widevine::provision::write;
+    if let Err(e) = write(&out, &device.prd(&group), true) {
+        return fail(e.to_string());
+    }
+    if let Some(dir) = &a.group_out {
+        let r = std::fs::create_dir(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))
+            .and_then(|()| {
+                write(&dir.join("bgroupcert.dat"), &group.chain, false)
+                    .and_then(|()| write(&dir.join("zgpriv.dat"), group.key.scalar(), true))
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = r {
+            return fail(e);
+        }
+    }
+    let hex = crate::encoding::hex_encode;
+    // What a test or an operator needs to refer to the device (revocation by id or model).
+    let certs = crate::protocol::playready::bcert::parse_chain(&device.chain)
+        .map(|c| c.iter().map(|c| hex(&c.basic.cert_id)).collect::<Vec<_>>())
+        .unwrap_or_default();
+    println!(
+        "{}",
+        serde_json::json!({
+            "prd": out.display().to_string(),
+            "security_level": a.security_level,
+            "model": a.model,
+            "cert_id": hex(&device.cert_id),
+            "client_id": hex(&device.client_id),
+            "chain_cert_ids": certs,
+        })
+    );
+    ExitCode::SUCCESS
+}
+
+/// The committed PlayReady-style dev root.
+const DEV_PLAYREADY_ROOT: &str = "keys/dev/playready";
 
 fn load(path: Option<PathBuf>) -> Result<Config, ExitCode> {
     Config::load(path.as_deref()).map_err(|e| {

@@ -69,8 +69,8 @@ pub enum Node {
     Text(String),
 }
 
-/// An element.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An element. Equality is structural: the [`Element::span`] is left out.
+#[derive(Clone, Debug)]
 pub struct Element {
     /// Qualified name as written.
     pub qname: String,
@@ -82,7 +82,23 @@ pub struct Element {
     pub attrs: Vec<Attr>,
     /// Children in document order.
     pub children: Vec<Node>,
+    /// Where the element was in the parsed bytes, from its `<` to the end of its end tag
+    /// (empty for built elements). Signature schemes that sign the bytes as received
+    /// (PlayReady's challenge) hash exactly this range, never a re-serialisation.
+    pub span: std::ops::Range<usize>,
 }
+
+impl PartialEq for Element {
+    fn eq(&self, other: &Self) -> bool {
+        self.qname == other.qname
+            && self.ns == other.ns
+            && self.local == other.local
+            && self.attrs == other.attrs
+            && self.children == other.children
+    }
+}
+
+impl Eq for Element {}
 
 impl Element {
     /// A new element `prefix:local` in namespace `ns` (`prefix` empty for none).
@@ -97,6 +113,7 @@ impl Element {
             local: local.to_owned(),
             attrs: Vec::new(),
             children: Vec::new(),
+            span: 0..0,
         }
     }
 
@@ -271,8 +288,10 @@ fn ns_of(r: ResolveResult<'_>, table: &mut Namespaces) -> Result<Option<Arc<str>
 
 /// Parses a document (a UTF-8 byte-order mark is skipped) into its root element.
 pub fn parse(bytes: &[u8]) -> Result<Element, Error> {
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-    let text = utf8(bytes)?;
+    let stripped = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    // Spans are offsets into `bytes` as given, byte-order mark included.
+    let base = bytes.len() - stripped.len();
+    let text = utf8(stripped)?;
     let mut reader = NsReader::from_str(text);
     reader
         .resolver_mut()
@@ -282,11 +301,13 @@ pub fn parse(bytes: &[u8]) -> Result<Element, Error> {
     let mut root: Option<Element> = None;
     let mut nodes = 0usize;
     loop {
+        let at = base + usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
         let (ns, event) = reader.read_resolved_event().map_err(malformed)?;
         let ns = match &event {
             Event::Start(_) | Event::Empty(_) => ns_of(ns, &mut table)?,
             _ => None,
         };
+        let end = base + usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 nodes += 1;
@@ -305,6 +326,7 @@ pub fn parse(bytes: &[u8]) -> Result<Element, Error> {
                     local: utf8(e.local_name().as_ref())?.to_owned(),
                     attrs: Vec::new(),
                     children: Vec::new(),
+                    span: at..end,
                 };
                 for a in e.attributes() {
                     let a = a.map_err(malformed)?;
@@ -328,7 +350,8 @@ pub fn parse(bytes: &[u8]) -> Result<Element, Error> {
                 }
             }
             Event::End(_) => {
-                let el = stack.pop().ok_or_else(|| malformed("unbalanced end tag"))?;
+                let mut el = stack.pop().ok_or_else(|| malformed("unbalanced end tag"))?;
+                el.span.end = end;
                 close(&mut stack, &mut root, el);
             }
             Event::Text(t) => push_text(&mut stack, &t.decode().map_err(malformed)?, &mut nodes)?,
@@ -435,6 +458,16 @@ mod tests {
         assert_eq!(k.attrs[0].value, "k & A");
         assert_eq!(k.text(), "t<<raw>");
         assert!(root.child("urn:y", "Z").is_some());
+        // Spans are the raw bytes of each element.
+        assert_eq!(
+            &doc[k.span.clone()],
+            &br#"<a:K b:kid="k &amp; &#x41;">t&lt;<![CDATA[<raw>]]></a:K>"#[..]
+        );
+        assert_eq!(
+            &doc[root.child("urn:y", "Z").unwrap().span.clone()],
+            b"<Z xmlns=\"urn:y\"/>"
+        );
+        assert_eq!(root.span, 21..doc.len());
         assert_eq!(root.declared_prefix("urn:y"), Some("b"));
         // Round trip keeps names and values.
         let again = parse(write(&root).as_bytes()).unwrap();

@@ -7,6 +7,7 @@
 //! because it is the fastest option measured here for what the core needs; [`rsa`] explains
 //! why the Widevine-style RSA operations use OpenSSL, and [`symmetric`] holds AES-CBC/CMAC.
 
+pub mod ecc;
 pub mod rsa;
 pub mod symmetric;
 

@@ -35,6 +35,8 @@ pub enum Endpoint {
     FairPlayLicense,
     /// `GET /fairplay/certificate`
     FairPlayCertificate,
+    /// `POST /playready/license` (alias `/playready/rightsmanager.asmx`)
+    PlayReadyLicense,
     /// `OPTIONS` on a public path.
     Preflight,
     /// `POST /widevine/cenc/getcontentkey/{tenant}`
@@ -63,12 +65,13 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in metric-index order.
-    pub const ALL: [Endpoint; 17] = [
+    pub const ALL: [Endpoint; 18] = [
         Endpoint::ClearKeyLicense,
         Endpoint::HlsKey,
         Endpoint::WidevineLicense,
         Endpoint::FairPlayLicense,
         Endpoint::FairPlayCertificate,
+        Endpoint::PlayReadyLicense,
         Endpoint::Preflight,
         Endpoint::WidevineKeys,
         Endpoint::PlayReadyPackaging,
@@ -91,6 +94,7 @@ impl Endpoint {
             Endpoint::WidevineLicense => "widevine_license",
             Endpoint::FairPlayLicense => "fairplay_license",
             Endpoint::FairPlayCertificate => "fairplay_certificate",
+            Endpoint::PlayReadyLicense => "playready_license",
             Endpoint::Preflight => "cors_preflight",
             Endpoint::WidevineKeys => "widevine_keys",
             Endpoint::PlayReadyPackaging => "playready_packaging",
@@ -152,6 +156,9 @@ pub fn route<'p>(listener: Listener, method: &Method, path: &'p str) -> Route<'p
         (Listener::Public, ["widevine", "license"]) => (Endpoint::WidevineLicense, None, "POST"),
         (Listener::Public, ["fairplay", "license" | "ckc"]) => {
             (Endpoint::FairPlayLicense, None, "POST")
+        }
+        (Listener::Public, ["playready", "license" | "rightsmanager.asmx"]) => {
+            (Endpoint::PlayReadyLicense, None, "POST")
         }
         (Listener::Public, ["fairplay", "certificate"]) => {
             (Endpoint::FairPlayCertificate, None, "GET, HEAD")

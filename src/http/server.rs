@@ -97,6 +97,9 @@ async fn handle(
             Endpoint::FairPlayCertificate => {
                 crate::protocol::fairplay::handler::certificate(&app, &req)
             }
+            Endpoint::PlayReadyLicense => {
+                crate::protocol::playready::handler::handle(&app, req, &mut ctx).await
+            }
             Endpoint::HlsKey => {
                 crate::protocol::hls::handler::handle(
                     &app,

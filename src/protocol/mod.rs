@@ -13,4 +13,11 @@ pub mod widevine;
 pub mod wvkeys;
 
 /// Protocol names used as metric labels and in audit records.
-pub const PROTOCOLS: [&str; 5] = ["clearkey", "fairplay", "hls", "keyapi", "widevine"];
+pub const PROTOCOLS: [&str; 6] = [
+    "clearkey",
+    "fairplay",
+    "hls",
+    "keyapi",
+    "playready",
+    "widevine",
+];

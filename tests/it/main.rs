@@ -15,6 +15,7 @@ mod interop;
 mod keyapi;
 mod ops;
 mod packager;
+mod playready;
 mod speke;
 mod support;
 mod widevine;

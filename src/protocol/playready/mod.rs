@@ -1,5 +1,170 @@
-//! PlayReady-style support. So far the packaging side: the PlayReady Header Object
-//! ([`header`]) and Shaka Packager's `AcquirePackagingData` exchange ([`packaging`]).
+//! PlayReady-style support (drm-interop.md §2; `docs/playready.md`): the public message
+//! formats and cryptography, with the operator's own roots of trust and server keys. No
+//! vendor key or certificate is shipped or needed: the key in the role of the WMRM server
+//! key, the device-certificate roots and the response-signing chain are all configuration.
+//!
+//! - [`header`]: the PlayReady Header Object and WRMHEADER 4.3 (pure).
+//! - [`packaging`]: Shaka Packager's `AcquirePackagingData` exchange.
+//! - [`challenge`]: the SOAP AcquireLicense challenge (pure).
+//! - [`bcert`]: BCert device-certificate chains, their verification and cache.
+//! - [`xmr`]: XMR licences (pure).
+//! - [`response`]: the SOAP response, its signature, and faults (pure).
+//! - [`provision`]: roots, models and test devices (`tessera devices playready`).
+//! - [`client`]: a device simulator for tests and load tests.
+//! - [`handler`]: `POST /playready/license`.
 
+pub mod bcert;
+pub mod challenge;
+pub mod client;
+pub mod handler;
 pub mod header;
 pub mod packaging;
+pub mod provision;
+pub mod response;
+pub mod xmr;
+
+use crate::config::PlayReadyConfig;
+use crate::crypto::ecc::{self, EccPrivateKey};
+use std::collections::HashSet;
+
+/// The committed dev-mode root public key (`keys/dev/playready/`, testing only).
+pub const DEV_ROOT_PUBLIC: &[u8] = include_bytes!("../../../keys/dev/playready/root-public.pem");
+/// The committed dev-mode root private key: `tessera devices playready` issues test devices
+/// under it by default. Public on purpose: dev mode protects nothing.
+pub const DEV_ROOT_KEY: &[u8] = include_bytes!("../../../keys/dev/playready/root-key.pem");
+/// The committed dev-mode server key (the WMRM role).
+pub const DEV_SERVER_KEY: &[u8] = include_bytes!("../../../keys/dev/playready/server-key.pem");
+/// The committed dev-mode response-signing key...
+pub const DEV_SIGNING_KEY: &[u8] = include_bytes!("../../../keys/dev/playready/signing-key.pem");
+/// ...and its chain (a SERVER certificate issued by the dev root).
+pub const DEV_SIGNING_CHAIN: &[u8] =
+    include_bytes!("../../../keys/dev/playready/signing-chain.bin");
+
+/// The PlayReady-style service at run time.
+#[derive(Debug)]
+pub struct PlayReady {
+    /// The server key: challenges are encrypted to its public key.
+    pub server: EccPrivateKey,
+    /// Device trust and the verified-chain cache.
+    pub trust: bcert::Trust,
+    /// Response signing, when configured.
+    pub signer: Option<response::ResponseSigner>,
+}
+
+fn read_key(path: &std::path::Path) -> Result<EccPrivateKey, String> {
+    let pem = crate::config::secrets::read_secret_file(path, false)?;
+    EccPrivateKey::from_pem(pem.expose().as_bytes())
+        .map_err(|_| format!("{}: not a PEM P-256 private key", path.display()))
+}
+
+impl PlayReady {
+    /// Loads `[playready]`. `Ok(None)` when the protocol is not configured (no server key
+    /// and no roots), except in dev mode, which uses the committed test keys.
+    pub fn load(cfg: &PlayReadyConfig, dev_mode: bool) -> Result<Option<Self>, String> {
+        let use_dev = dev_mode && cfg.server_key_file.is_none() && cfg.roots.is_empty();
+        let server = match (&cfg.server_key_file, use_dev) {
+            (_, true) => EccPrivateKey::from_pem(DEV_SERVER_KEY).map_err(|e| e.to_string())?,
+            (Some(path), false) => read_key(path)?,
+            (None, false) if cfg.roots.is_empty() => {
+                if cfg.signing_key_file.is_some() || cfg.signing_chain_file.is_some() {
+                    return Err("a signing key or chain is set but no server key is".into());
+                }
+                return Ok(None);
+            }
+            (None, false) => return Err("roots are set but server_key_file is not".into()),
+        };
+        let mut roots = Vec::new();
+        if use_dev {
+            roots.push(ecc::public_from_pem(DEV_ROOT_PUBLIC).map_err(|e| e.to_string())?);
+        } else if cfg.roots.is_empty() {
+            return Err("server_key_file is set but no roots are".into());
+        }
+        for path in &cfg.roots {
+            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            roots.push(
+                ecc::public_from_pem(&pem)
+                    .map_err(|_| format!("{}: not a PEM P-256 public key", path.display()))?,
+            );
+        }
+        let signer = match (&cfg.signing_chain_file, &cfg.signing_key_file) {
+            (Some(chain), Some(key)) => {
+                let bytes =
+                    std::fs::read(chain).map_err(|e| format!("{}: {e}", chain.display()))?;
+                Some(signer(bytes, read_key(key)?)?)
+            }
+            (None, None) if use_dev => {
+                let key = EccPrivateKey::from_pem(DEV_SIGNING_KEY).map_err(|e| e.to_string())?;
+                Some(signer(DEV_SIGNING_CHAIN.to_vec(), key)?)
+            }
+            (None, None) => None,
+            _ => return Err("signing_chain_file and signing_key_file go together".into()),
+        };
+        let mut revoked_cert_ids = HashSet::new();
+        for s in &cfg.revoked_certificate_ids {
+            let id: [u8; 16] = crate::encoding::hex_decode(s)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| format!("revoked_certificate_ids: {s:?} is not 32 hex digits"))?;
+            revoked_cert_ids.insert(id);
+        }
+        Ok(Some(Self {
+            server,
+            trust: bcert::Trust::new(
+                bcert::TrustConfig {
+                    roots,
+                    revoked_cert_ids,
+                    revoked_models: cfg.revoked_models.iter().cloned().collect(),
+                },
+                cfg.device_cache_capacity,
+            ),
+            signer,
+        }))
+    }
+}
+
+/// A response signer from a chain and its key: the chain must parse as a SERVER chain whose
+/// SIGN_RESPONSE key is this key's.
+fn signer(chain: Vec<u8>, key: EccPrivateKey) -> Result<response::ResponseSigner, String> {
+    let certs = bcert::parse_chain(&chain).map_err(|e| format!("signing chain: {e}"))?;
+    let leaf = &certs[0];
+    if leaf.basic.cert_type != bcert::cert_type::SERVER
+        || leaf.key_with(bcert::usage::SIGN_RESPONSE) != Some(key.public())
+    {
+        return Err(
+            "signing chain: the leaf is not a SERVER certificate whose SIGN_RESPONSE key is \
+             signing_key_file's"
+                .into(),
+        );
+    }
+    Ok(response::ResponseSigner {
+        chain_b64: crate::encoding::b64_encode(&chain),
+        signer: key.signer().map_err(|e| e.to_string())?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_mode_uses_the_committed_keys_and_production_needs_configuration() {
+        let dev = PlayReady::load(&PlayReadyConfig::default(), true)
+            .unwrap()
+            .unwrap();
+        assert!(dev.signer.is_some());
+        assert_eq!(
+            dev.server.public(),
+            &ecc::public_from_pem(include_bytes!(
+                "../../../keys/dev/playready/server-public.pem"
+            ))
+            .unwrap()
+        );
+        // The committed chain is issued by the committed root.
+        let root = ecc::public_from_pem(DEV_ROOT_PUBLIC).unwrap();
+        bcert::verify_chain(DEV_SIGNING_CHAIN, &[root], bcert::cert_type::SERVER).unwrap();
+        assert!(
+            PlayReady::load(&PlayReadyConfig::default(), false)
+                .unwrap()
+                .is_none()
+        );
+    }
+}
