@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Licence throughput, measured in one run on this machine, against a reference in the same run.
 #
-#   load-tests/run.sh [clearkey|widevine|speke|fairplay|all]     (default all)
+#   load-tests/run.sh [clearkey|widevine|speke|fairplay|playready|all]     (default all)
 #   DURATION=8 CONNECTIONS=50 TOKENS=900000 to tune
 #
 # clearkey: POST /clearkey/license vs a bare hyper endpoint (load-tests/baseline.rs) on the
@@ -16,6 +16,12 @@
 #   a device of `tessera devices fairplay`, raw bodies) vs the per-CKC crypto floor that
 #   load-tests/floor measures in the same run (one RSA-2048 OAEP-SHA256 decryption with the
 #   fastest backend, plus the AES work). Target ratio >= 0.6.
+# playready: POST /playready/license with pre-made SOAP challenges (load-tests/pr_challenge.rs,
+#   a device under the dev root, one KID), warm device-chain and key caches, signed responses
+#   (dev mode signs), vs the per-licence crypto floor load-tests/floor measures in the same
+#   run: challenge ECDSA verify, ElGamal decryption, then per key a point from CI‖CK and an
+#   ElGamal encryption, and the response signature, each with the fastest backend from the
+#   registries. Target ratio >= 0.6.
 # speke: POST /speke/v2 as an encryptor starting new content on every request (fresh contentId
 #   and KIDs: each request creates, seals and durably stores its keys, then answers with
 #   Widevine, PlayReady and FairPlay signalling), with 2 and 8 keys, clear and encrypted
@@ -44,7 +50,7 @@ NCPU=$(nproc)
 SERVER_CPU=0
 CLIENT_CPU=$(( NCPU > 1 ? 1 : 0 ))
 
-cargo build --release --quiet --bin tessera --example baseline --example wv_challenge --example fp_spc
+cargo build --release --quiet --bin tessera --example baseline --example wv_challenge --example fp_spc --example pr_challenge
 BIN=target/release/tessera
 OUT=load-tests/out
 mkdir -p "$OUT"
@@ -216,4 +222,28 @@ if [ "$SCENARIO" = fairplay ] || [ "$SCENARIO" = all ]; then
   echo "$FLOOR_OUT" | tee -a "$OUT/result.txt" >&2
   REGISTRY_US=$(echo "$FLOOR_OUT" | sed -n 's/^FLOOR .*registry_floor_us=\([0-9.]*\).*/\1/p')
   report "tessera fairplay CKC" "$F" "crypto floor (1 core)" "$(python3 -c "print(1e6/$REGISTRY_US)")" 0.6 "$METRICS"
+fi
+
+if [ "$SCENARIO" = playready ] || [ "$SCENARIO" = all ]; then
+  echo "== per-licence crypto floor (load-tests/floor) ==" >&2
+  (cd load-tests/floor && cargo build --release --quiet)
+  start_tessera
+  PR_KID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["keys"][0]["kid"])' "$KEYS_JSON")
+  "$BIN" devices playready --server-public-key >"$WORK/pr-server.pem"
+  mkdir -p "$WORK/prch"
+  SIZES=$(target/release/examples/pr_challenge "$WORK/pr-server.pem" "$WORK/prch" 16 "$PR_KID")
+  LA=$(echo "$SIZES" | sed -n 's/.*la_bytes=\([0-9]*\).*/\1/p')
+  DATA=$(echo "$SIZES" | sed -n 's/.*client_data_bytes=\([0-9]*\).*/\1/p')
+  first=$(head -1 "$WORK/tokens.txt")
+  LIC=$(curl -s -X POST "http://$PUB/playready/license" -H "Authorization: Bearer $first" \
+    --data-binary @"$WORK/prch/challenge-0.bin" -o "$WORK/pr-license.xml" -w '%{http_code} %{size_download}')
+  [ "${LIC% *}" = 200 ] || { echo "warm-up PlayReady licence failed: HTTP $LIC" >&2; cat "$WORK/pr-license.xml" >&2; exit 1; }
+  echo "== tessera /playready/license (challenge $(wc -c <"$WORK/prch/challenge-0.bin") B, response ${LIC#* } B, 1 key, signed) ==" >&2
+  P=$(run_wrk load-tests/widevine.lua "http://$PUB/playready/license" CHALLENGES="$WORK/prch" COUNT=16)
+  METRICS=$(curl -s "http://$INT/metrics" | grep -E '^tessera_(licenses_issued_total\{protocol="playready"\}|key_cache_(hits|misses)_total)')
+  stop_tessera
+  FLOOR_OUT=$(taskset -c $SERVER_CPU load-tests/floor/target/release/tessera-crypto-floor playready "$LA" "$DATA" 1)
+  echo "$FLOOR_OUT" | tee -a "$OUT/result.txt" >&2
+  REGISTRY_US=$(echo "$FLOOR_OUT" | sed -n 's/^FLOOR .*registry_floor_us=\([0-9.]*\).*/\1/p')
+  report "tessera playready licence" "$P" "registry crypto floor (1 core)" "$(python3 -c "print(1e6/$REGISTRY_US)")" 0.6 "$METRICS"
 fi

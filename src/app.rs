@@ -510,6 +510,20 @@ impl App {
         ent: &Entitlement,
         kids: Vec<crate::keyring::KeyId>,
     ) {
+        self.audit_device_licence(ctx, event, protocol, ent, kids, None)
+            .await;
+    }
+
+    /// [`App::audit_licence`] naming the device the keys went to (what an operator revokes).
+    pub async fn audit_device_licence(
+        &self,
+        ctx: &Ctx,
+        event: &'static str,
+        protocol: &'static str,
+        ent: &Entitlement,
+        kids: Vec<crate::keyring::KeyId>,
+        device: Option<&str>,
+    ) {
         self.audit(
             ctx,
             audit::Event {
@@ -519,6 +533,7 @@ impl App {
                 content_id: None,
                 subject: ent.subject.as_deref(),
                 token_id: ent.token_id.as_deref(),
+                device,
             },
         )
         .await;
@@ -537,6 +552,7 @@ impl App {
                 content_id: e.content_id,
                 subject: e.subject,
                 token_id: e.token_id,
+                device: e.device,
                 request_id: &ctx.request_id,
                 client: ctx.client,
             })

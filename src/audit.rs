@@ -46,6 +46,9 @@ pub struct Record<'a> {
     /// Token `jti`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_id: Option<&'a str>,
+    /// The device keys went to, when the protocol knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<&'a str>,
     /// Request id (also in the logs and the `x-request-id` response header).
     pub request_id: &'a str,
     /// Client address.
@@ -79,6 +82,7 @@ impl Record<'_> {
             ("content_id", self.content_id),
             ("subject", self.subject),
             ("token_id", self.token_id),
+            ("device", self.device),
         ] {
             if let Some(v) = value {
                 let _ = write!(out, ",\"{name}\":");
@@ -118,6 +122,8 @@ pub struct Event<'a> {
     pub subject: Option<&'a str>,
     /// Token `jti`.
     pub token_id: Option<&'a str>,
+    /// The device keys went to (`playready:<certificate id>`), when the protocol knows it.
+    pub device: Option<&'a str>,
 }
 
 /// Handle for emitting audit records.
@@ -297,6 +303,7 @@ mod tests {
                 content_id,
                 subject,
                 token_id,
+                device: content_id.map(|_| "playready:00ff"),
                 request_id: "req-1",
                 client: "[::1]:4433".parse().unwrap(),
             };

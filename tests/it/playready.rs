@@ -232,15 +232,28 @@ async fn pyplayready_gets_exactly_the_entitled_keys() {
         "{r}"
     );
 
-    // Every release is audited; metrics count the licences.
+    // Every release is audited with the device it went to; metrics count the licences.
     let audit = std::fs::read_to_string(server.dir.path().join("audit.jsonl")).unwrap();
-    assert!(
+    let device = format!(
+        "\"device\":\"playready:{}\"",
+        summary["cert_id"].as_str().unwrap()
+    );
+    assert_eq!(
         audit
             .lines()
-            .any(|l| l.contains("\"key.release\"") && l.contains("\"playready\"")),
+            .filter(|l| l.contains("\"key.release\"")
+                && l.contains("\"playready\"")
+                && l.contains(&device))
+            .count(),
+        4,
         "{audit}"
     );
-    assert!(server.metrics().await.contains("protocol=\"playready\""));
+    assert!(
+        server
+            .metrics()
+            .await
+            .contains("tessera_licenses_issued_total{protocol=\"playready\"} 4")
+    );
 }
 
 #[tokio::test]
@@ -309,7 +322,7 @@ async fn pyplayready_refusals() {
     for (mode, want) in [
         ("la", "challenge_signature_invalid"),
         ("signature", "challenge_signature_invalid"),
-        ("cipher", "request_invalid"),
+        ("cipher", "client_data_invalid"),
         ("wmrm", "challenge_not_for_this_server"),
     ] {
         let (_, r) = license(
@@ -350,10 +363,10 @@ async fn pyplayready_refusals() {
     )
     .await;
     assert_eq!(refused(&r).0, "token_expired");
-    // A software (SL150) device and a policy asking for hardware.
+    // A test-grade (SL150) device and a policy asking for SL2000 (software decode).
     let hw = player_token(
         "acme",
-        json!({"kids": [sd], "policy": {"min_security_level": "HW_SECURE_CRYPTO"}}),
+        json!({"kids": [sd], "policy": {"min_security_level": "SW_SECURE_DECODE"}}),
     );
     let (_, r) = license(
         &server,
@@ -378,7 +391,14 @@ async fn pyplayready_refusals() {
     assert_eq!(got(&r), expect(&keys, &["SD"]));
     assert_eq!(r["signed"], false);
     let m = server.metrics().await;
-    assert!(m.contains("reason=\"device_revoked\""), "{m}");
+    assert!(
+        m.contains("tessera_auth_denials_total{reason=\"device_revoked\"} 2"),
+        "{m}"
+    );
+    assert!(
+        m.contains("tessera_auth_denials_total{reason=\"challenge_signature_invalid\"} 2"),
+        "{m}"
+    );
 }
 
 /// pyplayready's own chain verifier accepts Tessera's model chain: its `create-device`

@@ -224,6 +224,7 @@ async fn answer(
             content_id: Some(&content_id),
             subject: svc.subject.as_deref(),
             token_id: None,
+            device: None,
         },
     )
     .await;

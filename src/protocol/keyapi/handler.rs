@@ -280,6 +280,7 @@ async fn audit(
         content_id,
         subject,
         token_id: None,
+        device: None,
     };
     app.audit(ctx, event).await;
 }

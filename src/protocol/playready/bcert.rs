@@ -103,6 +103,9 @@ pub enum Error {
     /// A certificate id or the model is revoked.
     #[error("the device is revoked ({0})")]
     Revoked(&'static str),
+    /// The challenge is signed with a key that is not the device's SIGN key.
+    #[error("the challenge is not signed by the device certificate's key")]
+    KeyMismatch,
 }
 
 impl Error {
@@ -114,6 +117,7 @@ impl Error {
             Error::UntrustedRoot => "device_chain_untrusted",
             Error::Expired => "device_certificate_expired",
             Error::Revoked(_) => "device_revoked",
+            Error::KeyMismatch => "device_key_mismatch",
         }
     }
 }
@@ -175,6 +179,8 @@ pub struct Certificate {
     pub issuer_key: Point,
     /// Bytes the signature covers.
     pub signed: Range<usize>,
+    /// The whole certificate.
+    pub range: Range<usize>,
 }
 
 impl Certificate {
@@ -270,6 +276,7 @@ fn parse_cert(cert: &[u8], offset: usize, signed_len: usize) -> Result<Certifica
     let mut features = Vec::new();
     let mut manufacturer = None;
     let mut signature = None;
+    let mut seen = HashSet::new();
     while !r.done() {
         let at = r.pos;
         let _flags = r.u16()?;
@@ -283,6 +290,15 @@ fn parse_cert(cert: &[u8], offset: usize, signed_len: usize) -> Result<Certifica
             buf: payload,
             pos: 0,
         };
+        // Each known attribute once: a duplicate could be read differently by another
+        // parser (the reference client takes the first).
+        if matches!(
+            tag,
+            TAG_BASIC | TAG_KEY | TAG_FEATURE | TAG_MANUFACTURER | TAG_SIGNATURE
+        ) && !seen.insert(tag)
+        {
+            return Err(Error::Malformed("a duplicate attribute"));
+        }
         if tag == TAG_SIGNATURE {
             // The signature covers exactly the bytes before it, and nothing may follow it.
             if at != signed_len || !r.done() {
@@ -362,8 +378,12 @@ fn parse_cert(cert: &[u8], offset: usize, signed_len: usize) -> Result<Certifica
                 signature = Some((sig, p.array::<64>()?));
             }
             // Other attributes (DEVICE, DOMAIN, PC, SECURITY_VERSION, …) are covered by the
-            // signature and carry nothing Tessera enforces.
-            _ => {}
+            // signature and carry nothing Tessera enforces; real clients carry some flagged
+            // must-understand, so they are not refused.
+            _ => p.pos = p.buf.len(),
+        }
+        if !p.done() {
+            return Err(Error::Malformed("an attribute longer than its content"));
         }
     }
     let (signature, issuer_key) = signature.ok_or(Error::Malformed("no signature attribute"))?;
@@ -375,6 +395,7 @@ fn parse_cert(cert: &[u8], offset: usize, signed_len: usize) -> Result<Certifica
         signature,
         issuer_key,
         signed: offset..offset + signed_len,
+        range: offset..offset + cert.len(),
     })
 }
 
@@ -389,27 +410,38 @@ pub struct Device {
     pub security_level: u32,
     /// Certificate ids of the chain, leaf first.
     pub cert_ids: Vec<[u8; 16]>,
-    /// The leaf's model name (MANUFACTURER), for revocation by model.
+    /// The model name, from the MANUFACTURER of the model certificate (the issuer right
+    /// above the leaf: whoever holds the model key writes the leaf's freely), for
+    /// revocation by model.
     pub model: Option<String>,
     /// Earliest expiry in the chain (Unix seconds); [`NEVER`] when none expires.
     pub expires_at: u32,
 }
 
 impl Device {
-    /// The neutral security level of the device: SL3000 is hardware throughout, SL2000
-    /// hardware-backed crypto, SL150 (and anything lower) software.
+    /// The neutral security level of the device: SL3000 is hardware throughout; SL2000
+    /// covers hardened software as well as hardware, so it counts as the safe end of that
+    /// range, software crypto and decode; SL150 (and anything lower) is test-grade software.
     pub fn level(&self) -> SecurityLevel {
         match self.security_level {
             3000.. => SecurityLevel::HwSecureAll,
-            2000.. => SecurityLevel::HwSecureCrypto,
+            2000.. => SecurityLevel::SwSecureDecode,
             _ => SecurityLevel::SwSecureCrypto,
         }
     }
 }
 
 /// Verifies a chain up to one of `roots` (§2.6; no time or revocation checks: see
-/// [`Trust::verify`]). `want` is the leaf's required type.
-pub fn verify_chain(bytes: &[u8], roots: &[Point], want: u32) -> Result<Device, Error> {
+/// [`Trust::verify`]). `want` is the leaf's required type; `sign_key`, when given, must be
+/// the leaf's SIGN key. Every structural check (types, links, usages, levels, keys on the
+/// curve, the root, the signing key) runs before the first signature verification, so a
+/// chain that cannot verify costs no ECDSA operation.
+pub fn verify_chain(
+    bytes: &[u8],
+    roots: &[Point],
+    want: u32,
+    sign_key: Option<&Point>,
+) -> Result<Device, Error> {
     let certs = parse_chain(bytes)?;
     let leaf = &certs[0];
     if leaf.basic.cert_type != want {
@@ -423,8 +455,8 @@ pub fn verify_chain(bytes: &[u8], roots: &[Point], want: u32) -> Result<Device, 
         if c.basic.key_digest != sha256(&c.keys[0].key) {
             return Err(Error::Structure("the BASIC key digest does not match"));
         }
-        if !ecc::verify(&c.issuer_key, &bytes[c.signed.clone()], &c.signature) {
-            return Err(Error::Signature);
+        if !c.keys.iter().all(|k| ecc::is_point(&k.key)) {
+            return Err(Error::Structure("a certificate key is not a P-256 point"));
         }
         expires_at = expires_at.min(c.basic.expiration);
         match certs.get(i + 1) {
@@ -465,7 +497,7 @@ pub fn verify_chain(bytes: &[u8], roots: &[Point], want: u32) -> Result<Device, 
             }
         }
     }
-    let (sign_key, encrypt_key) = match want {
+    let (sign, encrypt) = match want {
         cert_type::DEVICE => (
             *leaf
                 .key_with(usage::SIGN)
@@ -481,12 +513,21 @@ pub fn verify_chain(bytes: &[u8], roots: &[Point], want: u32) -> Result<Device, 
             (k, k)
         }
     };
+    if sign_key.is_some_and(|k| !crate::crypto::ct_eq(k, &sign)) {
+        return Err(Error::KeyMismatch);
+    }
+    for c in &certs {
+        if !ecc::verify(&c.issuer_key, &bytes[c.signed.clone()], &c.signature) {
+            return Err(Error::Signature);
+        }
+    }
+    let model = certs.get(1).unwrap_or(leaf);
     Ok(Device {
-        sign_key,
-        encrypt_key,
+        sign_key: sign,
+        encrypt_key: encrypt,
         security_level: leaf.basic.security_level,
         cert_ids: certs.iter().map(|c| c.basic.cert_id).collect(),
-        model: leaf.manufacturer.as_ref().map(|m| m.model_name.clone()),
+        model: model.manufacturer.as_ref().map(|m| m.model_name.clone()),
         expires_at,
     })
 }
@@ -531,18 +572,28 @@ impl Trust {
     }
 
     /// Verifies a device chain at time `now` (from the cache when these exact bytes
-    /// verified before), then expiry and revocation.
-    pub fn verify(&self, chain: &[u8], now: u64) -> Result<Verified, Error> {
+    /// verified before), that `sign_key` is its SIGN key, then expiry and revocation.
+    pub fn verify(&self, chain: &[u8], sign_key: &Point, now: u64) -> Result<Verified, Error> {
         let digest = sha256(chain);
         let cached = self.cache.get(&digest).map(|d| d.clone());
         let verified = match cached {
-            Some(device) => Verified {
-                device,
-                digest,
-                cached: true,
-            },
+            Some(device) => {
+                if !crate::crypto::ct_eq(&device.sign_key, sign_key) {
+                    return Err(Error::KeyMismatch);
+                }
+                Verified {
+                    device,
+                    digest,
+                    cached: true,
+                }
+            }
             None => Verified {
-                device: Arc::new(verify_chain(chain, &self.config.roots, cert_type::DEVICE)?),
+                device: Arc::new(verify_chain(
+                    chain,
+                    &self.config.roots,
+                    cert_type::DEVICE,
+                    Some(sign_key),
+                )?),
                 digest,
                 cached: false,
             },
@@ -709,11 +760,7 @@ pub fn split_chain(bytes: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
     let certs = parse_chain(bytes)?;
     Ok(certs
         .iter()
-        .map(|c| {
-            // The signed range starts at the certificate; its end plus the signature
-            // attribute (8 + 136 bytes) is the certificate's end.
-            bytes[c.signed.start..c.signed.end + 144].to_vec()
-        })
+        .map(|c| bytes[c.range.clone()].to_vec())
         .collect())
 }
 
@@ -749,6 +796,10 @@ mod tests {
     }
 
     fn fixture(level: u32, expiration: u32) -> Fixture {
+        fixture_named(level, expiration, "model-a")
+    }
+
+    fn fixture_named(level: u32, expiration: u32, leaf_model: &str) -> Fixture {
         let root = EccPrivateKey::generate().unwrap();
         let inter = EccPrivateKey::generate().unwrap();
         let group = EccPrivateKey::generate().unwrap();
@@ -775,7 +826,11 @@ mod tests {
                 feature::SUPPORTS_CRLS,
                 feature::SUPPORTS_PR3_FEATURES,
             ]),
-            manufacturer: issuer(0, &group, 0, 0).manufacturer,
+            manufacturer: Some(Manufacturer {
+                name: "Tessera".into(),
+                model_name: leaf_model.into(),
+                model_number: "1".into(),
+            }),
         };
         let chain = chain(&[
             leaf.build(&group).unwrap(),
@@ -808,11 +863,12 @@ mod tests {
         assert_eq!(leaf_len, 508);
         assert_eq!(certs[1].signed.len(), 240);
         assert_eq!(split_chain(&f.chain).unwrap().len(), 3);
-        let d = verify_chain(&f.chain, &[*f.root.public()], cert_type::DEVICE).unwrap();
+        let d = verify_chain(&f.chain, &[*f.root.public()], cert_type::DEVICE, None).unwrap();
         assert_eq!(&d.sign_key, f.sign.public());
         assert_eq!(&d.encrypt_key, f.encrypt.public());
         assert_eq!(d.security_level, 2000);
-        assert_eq!(d.level(), SecurityLevel::HwSecureCrypto);
+        // SL2000 includes hardened software: never more than software decode.
+        assert_eq!(d.level(), SecurityLevel::SwSecureDecode);
         assert_eq!(d.cert_ids, vec![[3; 16], [2; 16], [1; 16]]);
         assert_eq!(d.model.as_deref(), Some("model-a"));
         // The chain rebuilt from its parts is the same bytes.
@@ -825,11 +881,11 @@ mod tests {
         let roots = [*f.root.public()];
         let other = [*EccPrivateKey::generate().unwrap().public()];
         assert_eq!(
-            verify_chain(&f.chain, &other, cert_type::DEVICE).unwrap_err(),
+            verify_chain(&f.chain, &other, cert_type::DEVICE, None).unwrap_err(),
             Error::UntrustedRoot
         );
         assert!(matches!(
-            verify_chain(&f.chain, &roots, cert_type::SERVER).unwrap_err(),
+            verify_chain(&f.chain, &roots, cert_type::SERVER, None).unwrap_err(),
             Error::Structure(_)
         ));
         // Any flipped byte in a signed part breaks a signature or the structure.
@@ -837,7 +893,7 @@ mod tests {
             let mut bad = f.chain.clone();
             bad[at] ^= 0x40;
             assert!(
-                verify_chain(&bad, &roots, cert_type::DEVICE).is_err(),
+                verify_chain(&bad, &roots, cert_type::DEVICE, None).is_err(),
                 "{at}"
             );
         }
@@ -849,9 +905,85 @@ mod tests {
         // A leaf claiming more than its model: refused.
         let g = fixture(3000, NEVER);
         assert!(matches!(
-            verify_chain(&g.chain, &[*g.root.public()], cert_type::DEVICE).unwrap_err(),
+            verify_chain(&g.chain, &[*g.root.public()], cert_type::DEVICE, None).unwrap_err(),
             Error::Structure(_)
         ));
+    }
+
+    /// The model name is the model certificate's: a holder of the model key who writes
+    /// another name into a leaf is still revoked with the model.
+    #[test]
+    fn model_revocation_reads_the_model_certificate() {
+        let f = fixture_named(2000, NEVER, "innocent");
+        let t = Trust::new(
+            TrustConfig {
+                roots: vec![*f.root.public()],
+                revoked_models: ["model-a".to_owned()].into(),
+                ..Default::default()
+            },
+            2,
+        );
+        assert_eq!(
+            t.verify(&f.chain, f.sign.public(), 1_000).unwrap_err(),
+            Error::Revoked("model")
+        );
+    }
+
+    #[test]
+    fn signing_key_duplicates_and_off_curve_keys() {
+        let f = fixture(2000, NEVER);
+        let roots = [*f.root.public()];
+        // The challenge's key must be the leaf's SIGN key (the ENCRYPT_KEY is not).
+        assert_eq!(
+            verify_chain(
+                &f.chain,
+                &roots,
+                cert_type::DEVICE,
+                Some(f.encrypt.public())
+            )
+            .unwrap_err(),
+            Error::KeyMismatch
+        );
+        let t = Trust::new(
+            TrustConfig {
+                roots: roots.to_vec(),
+                ..Default::default()
+            },
+            2,
+        );
+        let v = t.verify(&f.chain, f.sign.public(), 1).unwrap();
+        t.remember(&v);
+        // Also from the cache.
+        assert_eq!(
+            t.verify(&f.chain, f.encrypt.public(), 1).unwrap_err(),
+            Error::KeyMismatch
+        );
+        // A leaf with an off-curve key or a duplicate attribute, validly signed by its
+        // model: refused as malformed before any signature is checked.
+        let group = EccPrivateKey::generate().unwrap();
+        let mut spec = issuer(5, &group, usage::ISSUER_DEVICE, 2000);
+        spec.keys[0].key[63] ^= 1;
+        let bad = spec.build(&group).unwrap();
+        assert!(matches!(
+            verify_chain(&chain(&[bad]), &[*group.public()], cert_type::ISSUER, None),
+            Err(Error::Structure(_))
+        ));
+        let good = issuer(5, &group, usage::ISSUER_DEVICE, 2000)
+            .build(&group)
+            .unwrap();
+        // Duplicate the BASIC attribute (88 bytes after the 16-byte header), fixing the
+        // length fields: the parser refuses it whatever the signature.
+        let mut dup = good[..16 + 88].to_vec();
+        dup.extend_from_slice(&good[16..16 + 88]);
+        dup.extend_from_slice(&good[16 + 88..]);
+        let total = dup.len() as u32;
+        let signed = u32::from_be_bytes(good[12..16].try_into().unwrap()) + 88;
+        dup[8..12].copy_from_slice(&total.to_be_bytes());
+        dup[12..16].copy_from_slice(&signed.to_be_bytes());
+        assert_eq!(
+            parse_chain(&chain(&[dup])).unwrap_err(),
+            Error::Malformed("a duplicate attribute")
+        );
     }
 
     #[test]
@@ -868,18 +1000,19 @@ mod tests {
             },
             2,
         );
-        let v = t.verify(&f.chain, 1_000).unwrap();
+        let v = t.verify(&f.chain, f.sign.public(), 1_000).unwrap();
         assert!(!v.cached);
         t.remember(&v);
-        assert!(t.verify(&f.chain, 1_000).unwrap().cached);
+        assert!(t.verify(&f.chain, f.sign.public(), 1_000).unwrap().cached);
         assert_eq!(
-            t.verify(&f.chain, 2_000_000_000).unwrap_err(),
+            t.verify(&f.chain, f.sign.public(), 2_000_000_000)
+                .unwrap_err(),
             Error::Expired
         );
         cfg.revoked_cert_ids.insert([2; 16]);
         let t = Trust::new(cfg, 2);
         assert_eq!(
-            t.verify(&f.chain, 1_000).unwrap_err(),
+            t.verify(&f.chain, f.sign.public(), 1_000).unwrap_err(),
             Error::Revoked("certificate id")
         );
         let t = Trust::new(
@@ -891,7 +1024,7 @@ mod tests {
             2,
         );
         assert_eq!(
-            t.verify(&f.chain, 1_000).unwrap_err(),
+            t.verify(&f.chain, f.sign.public(), 1_000).unwrap_err(),
             Error::Revoked("model")
         );
     }

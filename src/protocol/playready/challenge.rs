@@ -60,24 +60,33 @@ pub enum Error {
     /// key) or the client data does not decrypt.
     #[error("the challenge is not encrypted to this server's key")]
     ServerKey,
-    /// The decrypted client data is not as specified.
-    #[error("the client data is malformed: {0}")]
-    ClientData(&'static str),
+    /// The client data does not decrypt (padding), or is not the specified XML with a
+    /// base64 chain. One error, one text, whatever the cause: distinguishing them would be
+    /// a padding oracle on another device's client data (whose encrypted key an attacker
+    /// can replay under a signature of their own).
+    #[error("the client data does not decrypt to a certificate chain")]
+    ClientData,
 }
 
-/// The KIDs of a WRMHEADER and the encryption it names.
+/// One KID of a WRMHEADER.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kid {
+    /// GUID-LE bytes.
+    pub id: [u8; 16],
+    /// Its ALGID is `AESCBC` ('cbcs'); else AES-CTR.
+    pub cbcs: bool,
+}
+
+/// The KIDs of a WRMHEADER.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
     /// `version` attribute (`4.0.0.0` … `4.3.0.0`).
     pub version: String,
-    /// KIDs, GUID-LE bytes, in header order.
-    pub kids: Vec<[u8; 16]>,
-    /// Any KID's ALGID is `AESCBC` ('cbcs').
-    pub cbcs: bool,
+    /// KIDs in header order, each once.
+    pub kids: Vec<Kid>,
 }
 
-/// A parsed challenge.
-#[derive(Debug)]
+/// A parsed challenge. `Debug` leaves out `CustomData`, which may hold a token.
 pub struct Challenge<'a> {
     /// The raw `LA` element.
     pub la: &'a [u8],
@@ -101,6 +110,20 @@ pub struct Challenge<'a> {
     pub encrypted_key: [u8; 128],
     /// IV and AES-128-CBC ciphertext of the client data.
     pub encrypted_data: Vec<u8>,
+}
+
+impl std::fmt::Debug for Challenge<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Challenge")
+            .field("header", &self.header)
+            .field(
+                "custom_data",
+                &self.custom_data.as_ref().map(|_| "<redacted>"),
+            )
+            .field("nonce", &self.nonce)
+            .field("client_time", &self.client_time)
+            .finish_non_exhaustive()
+    }
 }
 
 fn child<'e>(e: &'e Element, ns: &str, local: &str) -> Result<&'e Element, Error> {
@@ -261,23 +284,20 @@ pub fn header(w: &Element) -> Result<Header, Error> {
             .map_err(|_| Error::Malformed("a KID is not 16 bytes"))
     };
     let mut kids = Vec::new();
-    let mut cbcs = false;
     match version.as_str() {
         "4.0.0.0" => {
-            kids.push(kid(&child(data, NS_W, "KID")?.text())?);
-            cbcs = data
-                .child(NS_W, "PROTECTINFO")
-                .and_then(|p| p.child(NS_W, "ALGID"))
-                .is_some_and(|a| a.text().trim() == "AESCBC");
+            kids.push(Kid {
+                id: kid(&child(data, NS_W, "KID")?.text())?,
+                cbcs: data
+                    .child(NS_W, "PROTECTINFO")
+                    .and_then(|p| p.child(NS_W, "ALGID"))
+                    .is_some_and(|a| a.text().trim() == "AESCBC"),
+            });
         }
         "4.1.0.0" | "4.2.0.0" | "4.3.0.0" => {
             let Some(protect) = data.child(NS_W, "PROTECTINFO") else {
                 return if version == "4.3.0.0" {
-                    Ok(Header {
-                        version,
-                        kids,
-                        cbcs,
-                    })
+                    Ok(Header { version, kids })
                 } else {
                     Err(Error::Malformed("no PROTECTINFO"))
                 };
@@ -294,20 +314,20 @@ pub fn header(w: &Element) -> Result<Header, Error> {
                 return Err(Error::Malformed("too many KIDs"));
             }
             for k in list {
-                kids.push(kid(k
-                    .attr("VALUE")
-                    .ok_or(Error::Malformed("a KID has no VALUE"))?)?);
-                cbcs |= k.attr("ALGID") == Some("AESCBC");
+                kids.push(Kid {
+                    id: kid(k
+                        .attr("VALUE")
+                        .ok_or(Error::Malformed("a KID has no VALUE"))?)?,
+                    cbcs: k.attr("ALGID") == Some("AESCBC"),
+                });
             }
         }
         _ => return Err(Error::HeaderVersion(version)),
     }
-    kids.dedup();
-    Ok(Header {
-        version,
-        kids,
-        cbcs,
-    })
+    // A KID named twice is asked for once (order kept).
+    let mut seen = std::collections::HashSet::new();
+    kids.retain(|k| seen.insert(k.id));
+    Ok(Header { version, kids })
 }
 
 /// The decrypted client data.
@@ -346,7 +366,7 @@ impl Challenge<'_> {
         }
         let plain =
             crate::crypto::symmetric::aes128_cbc_decrypt(&key, &iv, &self.encrypted_data[16..])
-                .map_err(|_| Error::ServerKey)?;
+                .map_err(|_| Error::ClientData)?;
         client_data(&plain)
     }
 }
@@ -354,21 +374,20 @@ impl Challenge<'_> {
 /// Parses decrypted client data: `<Data><CertificateChains><CertificateChain> base64
 /// </CertificateChain></CertificateChains><Features>…</Features></Data>`.
 pub fn client_data(plain: &[u8]) -> Result<ClientData, Error> {
-    let root = xml::parse(plain).map_err(|_| Error::ClientData("not XML"))?;
+    let root = xml::parse(plain).map_err(|_| Error::ClientData)?;
     if root.local != "Data" {
-        return Err(Error::ClientData("the root is not Data"));
+        return Err(Error::ClientData);
     }
     let chain = root
         .elements()
         .find(|e| e.local == "CertificateChains")
         .and_then(|c| c.elements().find(|e| e.local == "CertificateChain"))
-        .ok_or(Error::ClientData("no CertificateChain"))?
+        .ok_or(Error::ClientData)?
         .text();
     if chain.len() > MAX_CHAIN_BYTES * 4 / 3 + 64 {
-        return Err(Error::ClientData("the certificate chain is too large"));
+        return Err(Error::ClientData);
     }
-    let chain = crate::encoding::b64_decode(chain.trim())
-        .map_err(|_| Error::ClientData("the certificate chain is not base64"))?;
+    let chain = crate::encoding::b64_decode(chain.trim()).map_err(|_| Error::ClientData)?;
     let features = root
         .elements()
         .find(|e| e.local == "Features")
@@ -379,4 +398,126 @@ pub fn client_data(plain: &[u8]) -> Result<ClientData, Error> {
         })
         .unwrap_or_default();
     Ok(ClientData { chain, features })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vector(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/vectors/playready/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    /// The captured pyplayready challenge: every element path the parser follows exists in
+    /// the real client's output. Its long base64 values were shortened, so parsing gets as
+    /// far as the first shortened one (`SignatureValue`), past the envelope, the header KIDs,
+    /// the signature method and the digest.
+    #[test]
+    fn the_captured_client_challenge_has_the_shape_parsed() {
+        let doc = vector("challenge_example.xml");
+        assert_eq!(
+            parse(&doc).unwrap_err(),
+            Error::Malformed("SignatureValue is not base64")
+        );
+        // With the shortened values made valid again, it parses whole.
+        let text = String::from_utf8(doc).unwrap();
+        let fixed = text
+            .replace(
+                "57ZDBBm/A81R+7zlpozLBTlpgvKlGUTXes8D6CXq74tZpPlS...",
+                &crate::encoding::b64_encode(&[1; 64]),
+            )
+            .replace(
+                "ydpoCdL7dXU8obGXTLC84vsgscwaCsRIBtrx6Xo+ByHo/3hR...",
+                &crate::encoding::b64_encode(&[2; 64]),
+            )
+            .replace(
+                "9F9slE0vMBp7ox64GF9wPxM5ey+eZnV77p07kvJ9qxPdYeig...",
+                &crate::encoding::b64_encode(&[3; 128]),
+            )
+            .replace(
+                "AbqnWrr8IegOJVccBAE4NtgIyOM1rVz4DBnPW3EIxm9hgnP9...",
+                &crate::encoding::b64_encode(&[4; 64]),
+            );
+        let c = parse(fixed.as_bytes()).unwrap();
+        assert_eq!(c.header.version, "4.3.0.0");
+        assert_eq!(c.header.kids.len(), 2);
+        assert!(c.header.kids.iter().all(|k| !k.cbcs));
+        assert_eq!(c.custom_data.as_deref(), Some("token=a&b"));
+        assert_eq!(c.nonce.as_deref(), Some("s76hAnvQeEm8X/EwCbXeJA=="));
+        assert_eq!(c.client_time, Some(1_795_456_868));
+        assert!(c.la.starts_with(b"<LA xmlns=") && c.la.ends_with(b"</LA>"));
+        assert!(
+            c.signed_info.starts_with(b"<SignedInfo") && c.signed_info.ends_with(b"</SignedInfo>")
+        );
+        // The digest was over the one-line original, not this pretty-printed copy.
+        assert_eq!(c.verify().unwrap_err(), Error::Digest);
+    }
+
+    #[test]
+    fn header_versions_and_refusals() {
+        let w = |body: &str, v: &str| {
+            format!(r#"<WRMHEADER xmlns="{NS_W}" version="{v}"><DATA>{body}</DATA></WRMHEADER>"#)
+        };
+        let kid = crate::encoding::b64_encode(&[7; 16]);
+        let h = |doc: String| header(&xml::parse(doc.as_bytes()).unwrap());
+        let v40 = h(w(
+            &format!("<KID>{kid}</KID><PROTECTINFO><ALGID>AESCTR</ALGID></PROTECTINFO>"),
+            "4.0.0.0",
+        ))
+        .unwrap();
+        assert_eq!(
+            v40.kids,
+            vec![Kid {
+                id: [7; 16],
+                cbcs: false
+            }]
+        );
+        let v41 = h(w(
+            &format!(r#"<PROTECTINFO><KID ALGID="AESCBC" VALUE="{kid}"></KID></PROTECTINFO>"#),
+            "4.1.0.0",
+        ))
+        .unwrap();
+        assert_eq!((v41.kids.len(), v41.kids[0].cbcs), (1, true));
+        // A KID named twice is asked for once, in first-seen order; ALGID per KID.
+        let other = crate::encoding::b64_encode(&[8; 16]);
+        let twice = format!(
+            r#"<PROTECTINFO><KIDS><KID VALUE="{kid}"></KID><KID ALGID="AESCBC" VALUE="{other}"></KID><KID VALUE="{kid}"></KID></KIDS></PROTECTINFO>"#
+        );
+        let kids = h(w(&twice, "4.2.0.0")).unwrap().kids;
+        assert_eq!(
+            kids,
+            vec![
+                Kid {
+                    id: [7; 16],
+                    cbcs: false
+                },
+                Kid {
+                    id: [8; 16],
+                    cbcs: true
+                }
+            ]
+        );
+        assert!(h(w("", "4.3.0.0")).unwrap().kids.is_empty());
+        assert!(matches!(h(w("", "5.0.0.0")), Err(Error::HeaderVersion(_))));
+        assert!(h(w("<KID>AAAA</KID>", "4.0.0.0")).is_err());
+        let many: String = (0..=MAX_KIDS)
+            .map(|i| {
+                format!(
+                    r#"<KID VALUE="{}"></KID>"#,
+                    crate::encoding::b64_encode(&[i as u8; 16])
+                )
+            })
+            .collect();
+        assert!(
+            h(w(
+                &format!("<PROTECTINFO><KIDS>{many}</KIDS></PROTECTINFO>"),
+                "4.2.0.0"
+            ))
+            .is_err()
+        );
+    }
 }

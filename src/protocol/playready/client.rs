@@ -135,8 +135,13 @@ mod tests {
             .unwrap();
         let c = challenge::parse(soap.as_bytes()).unwrap();
         c.verify().unwrap();
-        assert_eq!(c.header.kids, vec![[0x11; 16]]);
-        assert!(c.header.cbcs);
+        assert_eq!(
+            c.header.kids,
+            vec![challenge::Kid {
+                id: [0x11; 16],
+                cbcs: true
+            }]
+        );
         assert_eq!(c.custom_data.as_deref(), Some("<Token>a.b.c</Token>"));
         assert_eq!(&c.public_key, dev.sign.public());
         let data = c.open(&server).unwrap();

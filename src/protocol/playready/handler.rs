@@ -30,9 +30,14 @@ use hyper::body::Incoming;
 /// Protocol name in metrics and audit records.
 pub const PROTOCOL: &str = "playready";
 
-/// Denial reasons this protocol adds to `tessera_auth_denials_total` (device-chain ones are
-/// shared with the Widevine-style protocol).
-pub const DENIAL_CODES: [&str; 2] = ["challenge_signature_invalid", "device_key_mismatch"];
+/// Denial reasons this protocol adds to `tessera_auth_denials_total` (the device-chain ones
+/// it shares with the Widevine-style protocol are registered there).
+pub const DENIAL_CODES: [&str; 4] = [
+    "challenge_signature_invalid",
+    "challenge_not_for_this_server",
+    "client_data_invalid",
+    "device_key_mismatch",
+];
 
 /// Clock-skew allowance before the issue time in a licence's validity window.
 const SKEW_SECS: u64 = 300;
@@ -53,12 +58,9 @@ pub enum Error {
     /// The challenge is malformed, unsigned or not for this server.
     #[error("{0}")]
     Challenge(#[from] challenge::Error),
-    /// The device chain is not trusted.
+    /// The device chain is not trusted, or did not sign the challenge.
     #[error("{0}")]
     Device(#[from] bcert::Error),
-    /// The challenge was signed with a key that is not the device certificate's SIGN key.
-    #[error("the challenge is not signed by the device certificate's key")]
-    KeyMismatch,
     /// The header names no KID (or more than the limit).
     #[error("the content header names no KID (or more than {0})")]
     Kids(usize),
@@ -81,20 +83,31 @@ fn describe(kids: &[(String, &'static str)]) -> String {
 }
 
 impl Error {
+    /// SOAP 1.1's HTTP binding (§6.2) answers every fault with 500, and clients expect it;
+    /// so, unlike the other protocols, a refusal is not a 4xx here. Two exceptions a proxy
+    /// or client acts on: 413 for a body over the cap (refused unread), 503 while the store
+    /// or the token keys are unreachable (retry later). Refusals are counted by reason in
+    /// `tessera_auth_denials_total`, not by status class.
     fn http_status(&self) -> StatusCode {
         use crate::http::error::ApiError;
         match self {
             Error::Http(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => e.status(),
             Error::NotConfigured => StatusCode::NOT_FOUND,
-            Error::App(crate::app::Error::Store(crate::store::Error::Unavailable(_))) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            _ if self.unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
+    fn unavailable(&self) -> bool {
+        match self {
+            Error::App(crate::app::Error::Store(crate::store::Error::Unavailable(_))) => true,
+            Error::Auth(e) => e.status() == 503,
+            _ => false,
+        }
+    }
+
     fn server_fault(&self) -> bool {
-        matches!(self, Error::App(_) | Error::Crypto(_))
+        matches!(self, Error::App(_) | Error::Crypto(_)) || self.unavailable()
     }
 
     /// The PlayReady status in the fault's detail.
@@ -104,11 +117,10 @@ impl Error {
                 status::PROTOCOL_VERSION_MISMATCH
             }
             Error::Http(_) | Error::Challenge(_) | Error::Kids(_) => status::INVALID_MESSAGE,
-            Error::Auth(_)
-            | Error::Device(_)
-            | Error::KeyMismatch
-            | Error::Refused(_)
-            | Error::NotConfigured => status::SERVICE_SPECIFIC,
+            _ if self.unavailable() => status::INTERNAL_ERROR,
+            Error::Auth(_) | Error::Device(_) | Error::Refused(_) | Error::NotConfigured => {
+                status::SERVICE_SPECIFIC
+            }
             Error::App(_) | Error::Crypto(_) => status::INTERNAL_ERROR,
         }
     }
@@ -124,9 +136,9 @@ impl Error {
                 "challenge_signature_invalid"
             }
             Error::Challenge(challenge::Error::ServerKey) => "challenge_not_for_this_server",
+            Error::Challenge(challenge::Error::ClientData) => "client_data_invalid",
             Error::Challenge(_) => "request_invalid",
             Error::Device(d) => d.code(),
-            Error::KeyMismatch => "device_key_mismatch",
             Error::Kids(_) => "kids_invalid",
             Error::Refused(_) => "no_entitled_keys",
             Error::App(crate::app::Error::Store(crate::store::Error::Unavailable(_))) => {
@@ -139,19 +151,19 @@ impl Error {
 
 /// Handles one request.
 pub async fn handle(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Response<Full<Bytes>> {
-    let result = serve(app, req, ctx).await;
-    let status = match &result {
-        Ok(_) => "OK",
-        Err(e) => e.code(),
-    };
-    app.metrics
-        .packaging
-        .with_label_values(&[PROTOCOL, status])
-        .inc();
-    match result {
+    match serve(app, req, ctx).await {
         Ok(body) => xml(StatusCode::OK, body),
         Err(e) => {
-            if let Error::Device(_) | Error::KeyMismatch | Error::Challenge(_) = &e {
+            // Token and entitlement refusals are counted where they are decided; these are
+            // the protocol's own (a malformed message is not a denial).
+            if let Error::Device(_)
+            | Error::Challenge(
+                challenge::Error::Digest
+                | challenge::Error::Signature
+                | challenge::Error::ServerKey
+                | challenge::Error::ClientData,
+            ) = &e
+            {
                 app.metrics.denial(e.code());
             }
             let text = if e.server_fault() {
@@ -221,11 +233,9 @@ async fn license(
     ch.verify()?;
     let data = ch.open(&pr.server)?;
     let now = now_secs();
-    let verified = pr.trust.verify(&data.chain, now)?;
-    if !crate::crypto::ct_eq(&verified.device.sign_key, &ch.public_key) {
-        return Err(Error::KeyMismatch);
-    }
-    // The device proved it holds the chain's signing key: the chain may be cached now.
+    // The chain must carry the key that signed the challenge: then the device has proved it
+    // holds the chain's signing key, and the chain may be cached.
+    let verified = pr.trust.verify(&data.chain, &ch.public_key, now)?;
     pr.trust.remember(&verified);
     let device = &verified.device;
 
@@ -233,11 +243,12 @@ async fn license(
     if ch.header.kids.is_empty() || ch.header.kids.len() > max {
         return Err(Error::Kids(max));
     }
+    // GUID-LE swapping is its own inverse.
     let kids: Vec<KeyId> = ch
         .header
         .kids
         .iter()
-        .map(|k| KeyId::from_bytes(super::header::guid_le(&KeyId::from_bytes(*k))))
+        .map(|k| KeyId::from_bytes(super::header::guid_le(&KeyId::from_bytes(k.id))))
         .collect();
     let found = app.lookup_keys(ent.tenant, &kids).await?;
     let grant = license::decide(ent, found, device.level());
@@ -251,21 +262,21 @@ async fn license(
                 .collect(),
         ));
     }
-    app.consume(ent)?;
-
     let issued = u32::try_from(now).unwrap_or(u32::MAX);
-    let key_type = if ch.header.cbcs {
-        KeyType::AesCbc
-    } else {
-        KeyType::AesCtr
-    };
     let policy = &ent.policy;
     let mut licences = Vec::with_capacity(grant.keys.len());
     for k in &grant.keys {
+        let wire = super::header::guid_le(&k.meta.kid);
+        let cbcs = ch.header.kids.iter().any(|h| h.id == wire && h.cbcs);
+        let key_type = if cbcs {
+            KeyType::AesCbc
+        } else {
+            KeyType::AesCtr
+        };
         licences.push(xmr::build(&xmr::Spec {
             rights_id: crate::crypto::random_array()
                 .map_err(|_| xmr::Error::Ecc(crate::crypto::ecc::Error::Internal))?,
-            kid: super::header::guid_le(&k.meta.kid),
+            kid: wire,
             key_type,
             content_key: k.key.expose(),
             device_key: &device.encrypt_key,
@@ -287,25 +298,39 @@ async fn license(
         pr.signer.as_ref(),
     )
     .map_err(xmr::Error::Ecc)?;
+    // Spent only once the answer exists: a failure above does not use up a max-uses token.
+    app.consume(ent)?;
     app.metrics.license(PROTOCOL, grant.keys.len());
-    app.audit_licence(
+    let who = format!(
+        "playready:{}",
+        device
+            .cert_ids
+            .first()
+            .map(|id| crate::encoding::hex_encode(id))
+            .unwrap_or_default()
+    );
+    app.audit_device_licence(
         ctx,
         "key.release",
         PROTOCOL,
         ent,
         grant.keys.iter().map(|k| k.meta.kid).collect(),
+        Some(&who),
     )
     .await;
     Ok(out)
 }
 
-/// The XMR minimum security level for a required neutral level: software crypto is SL150,
-/// up to hardware-backed crypto SL2000, hardware decode and beyond SL3000.
+/// The XMR minimum security level for a required neutral level, the inverse of
+/// [`bcert::Device::level`]: software crypto is SL150, software crypto and decode SL2000,
+/// anything in hardware SL3000.
 pub fn wire_level(level: SecurityLevel) -> u16 {
     match level {
         SecurityLevel::SwSecureCrypto => 150,
-        SecurityLevel::SwSecureDecode | SecurityLevel::HwSecureCrypto => 2000,
-        SecurityLevel::HwSecureDecode | SecurityLevel::HwSecureAll => 3000,
+        SecurityLevel::SwSecureDecode => 2000,
+        SecurityLevel::HwSecureCrypto
+        | SecurityLevel::HwSecureDecode
+        | SecurityLevel::HwSecureAll => 3000,
     }
 }
 
@@ -383,7 +408,8 @@ mod tests {
             100
         );
         assert_eq!(wire_level(SecurityLevel::SwSecureCrypto), 150);
-        assert_eq!(wire_level(SecurityLevel::HwSecureCrypto), 2000);
+        assert_eq!(wire_level(SecurityLevel::SwSecureDecode), 2000);
+        assert_eq!(wire_level(SecurityLevel::HwSecureCrypto), 3000);
         assert_eq!(wire_level(SecurityLevel::HwSecureAll), 3000);
     }
 }

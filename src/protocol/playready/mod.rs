@@ -121,19 +121,21 @@ impl PlayReady {
     }
 }
 
-/// A response signer from a chain and its key: the chain must parse as a SERVER chain whose
-/// SIGN_RESPONSE key is this key's.
+/// A response signer from a chain and its key: the chain must verify as a SERVER chain
+/// (every link; its top is whatever root the clients trust, so it is taken from the chain),
+/// not be expired, and its SIGN_RESPONSE key must be this key's.
 fn signer(chain: Vec<u8>, key: EccPrivateKey) -> Result<response::ResponseSigner, String> {
     let certs = bcert::parse_chain(&chain).map_err(|e| format!("signing chain: {e}"))?;
-    let leaf = &certs[0];
-    if leaf.basic.cert_type != bcert::cert_type::SERVER
-        || leaf.key_with(bcert::usage::SIGN_RESPONSE) != Some(key.public())
-    {
-        return Err(
-            "signing chain: the leaf is not a SERVER certificate whose SIGN_RESPONSE key is \
-             signing_key_file's"
-                .into(),
-        );
+    let top = certs.last().map(|c| c.issuer_key).unwrap_or([0; 64]);
+    let server = bcert::verify_chain(&chain, &[top], bcert::cert_type::SERVER, Some(key.public()))
+        .map_err(|e| match e {
+            bcert::Error::KeyMismatch => {
+                "signing chain: its SIGN_RESPONSE key is not signing_key_file's".to_owned()
+            }
+            e => format!("signing chain: {e}"),
+        })?;
+    if server.expires_at != bcert::NEVER && u64::from(server.expires_at) <= crate::app::now_secs() {
+        return Err("signing chain: a certificate has expired".into());
     }
     Ok(response::ResponseSigner {
         chain_b64: crate::encoding::b64_encode(&chain),
@@ -160,7 +162,7 @@ mod tests {
         );
         // The committed chain is issued by the committed root.
         let root = ecc::public_from_pem(DEV_ROOT_PUBLIC).unwrap();
-        bcert::verify_chain(DEV_SIGNING_CHAIN, &[root], bcert::cert_type::SERVER).unwrap();
+        bcert::verify_chain(DEV_SIGNING_CHAIN, &[root], bcert::cert_type::SERVER, None).unwrap();
         assert!(
             PlayReady::load(&PlayReadyConfig::default(), false)
                 .unwrap()

@@ -263,6 +263,7 @@ async fn answer(
             content_id: Some(&request.program),
             subject: svc.subject.as_deref(),
             token_id: None,
+            device: None,
         },
     )
     .await;

@@ -308,7 +308,8 @@ mod tests {
         )
         .unwrap();
         let dev = new_device(&group, 2000).unwrap();
-        let d = bcert::verify_chain(&dev.chain, &[*root.public()], cert_type::DEVICE).unwrap();
+        let d =
+            bcert::verify_chain(&dev.chain, &[*root.public()], cert_type::DEVICE, None).unwrap();
         assert_eq!(&d.sign_key, dev.sign.public());
         assert_eq!(d.model.as_deref(), Some("test model"));
         assert_eq!(d.cert_ids.len(), 3);
@@ -321,10 +322,12 @@ mod tests {
         assert_eq!(back.security_level, 2000);
         // A leaf above its model's level does not verify.
         let greedy = new_device(&group, 3000).unwrap();
-        assert!(bcert::verify_chain(&greedy.chain, &[*root.public()], cert_type::DEVICE).is_err());
+        assert!(
+            bcert::verify_chain(&greedy.chain, &[*root.public()], cert_type::DEVICE, None).is_err()
+        );
         let key = EccPrivateKey::generate().unwrap();
         let chain = signing_chain(&root, &key).unwrap();
-        let s = bcert::verify_chain(&chain, &[*root.public()], cert_type::SERVER).unwrap();
+        let s = bcert::verify_chain(&chain, &[*root.public()], cert_type::SERVER, None).unwrap();
         assert_eq!(&s.sign_key, key.public());
         assert!(Device::from_prd(b"PRD\x09").is_err());
         assert!(Device::from_prd(&prd[..300]).is_err());

@@ -89,8 +89,7 @@ impl Default for Opl {
     }
 }
 
-/// One licence to build.
-#[derive(Debug)]
+/// One licence to build. No `Debug`: it holds the content key.
 pub struct Spec<'a> {
     /// Licence id (random per licence).
     pub rights_id: [u8; 16],
@@ -357,8 +356,7 @@ fn walk<'a>(
     Ok(())
 }
 
-/// What a device recovers from a licence.
-#[derive(Debug)]
+/// What a device recovers from a licence. `Debug` leaves the key out.
 pub struct Opened {
     /// KID, GUID-LE.
     pub kid: [u8; 16],
@@ -366,6 +364,15 @@ pub struct Opened {
     pub key_type: u16,
     /// The content key.
     pub key: Zeroizing<[u8; 16]>,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("kid", &crate::encoding::hex_encode(&self.kid))
+            .field("key_type", &self.key_type)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The device side: decrypts the content key with the device's ENCRYPT_KEY private key and

@@ -153,6 +153,7 @@ async fn answer(app: &App, tenant: &str, body: &[u8], ctx: &mut Ctx) -> Result<V
             content_id: Some(&plan.content_id),
             subject: Some(signer_name),
             token_id: None,
+            device: None,
         },
     )
     .await;
