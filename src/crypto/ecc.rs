@@ -1,4 +1,4 @@
-//! P-256 for the PlayReady-style protocol (drm-interop.md §2.4, §2.7): ElGamal encryption of
+//! P-256 for the PlayReady-style protocol (docs/playready.md §2.4, §2.7): ElGamal encryption of
 //! points, points from an X coordinate, and ECDSA-P256-SHA256 with raw `r‖s` signatures.
 //!
 //! Backends, chosen by measurement (single core of the 2-core CI machines, microseconds per
@@ -312,7 +312,7 @@ mod tests {
             .unwrap()
     }
 
-    /// The deterministic vector of drm-interop.md §2.4 (checked there against pyplayready's
+    /// The deterministic vector of docs/playready.md §2.4 (checked there against pyplayready's
     /// own decryption): d = 0x11…11, k = 0x22…22, X(M) = CI‖CK.
     #[test]
     fn elgamal_vector() {

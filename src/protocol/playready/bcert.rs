@@ -1,4 +1,4 @@
-//! BCert certificates and chains (drm-interop.md §2.5, §2.6; `docs/playready.md`): the
+//! BCert certificates and chains (docs/playready.md §2.5, §2.6, §1.4): the
 //! binary device-certificate format of PlayReady-style clients, parsed, verified up to the
 //! operator's own P-256 roots, and built (for `tessera devices playready` and the
 //! response-signing chain).

@@ -1,4 +1,4 @@
-//! The SOAP `AcquireLicense` challenge (drm-interop.md §2.3, §2.4; `docs/playready.md`):
+//! The SOAP `AcquireLicense` challenge (docs/playready.md §2.3, §2.4, §1.1):
 //! parsed with the bounded, DTD-free tree of [`crate::xml`], its signature checked over the
 //! exact bytes received, its client data decrypted with the server key.
 //!

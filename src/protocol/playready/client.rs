@@ -1,5 +1,5 @@
 //! A PlayReady-style device simulator: builds challenges in the shape the reference client
-//! emits (drm-interop.md §2.3) and opens the licences of a response. Used by the unit tests,
+//! emits (docs/playready.md §2.3) and opens the licences of a response. Used by the unit tests,
 //! the load-test challenge generator and the fuzz seeds; the interop tests use the real
 //! third-party client instead. Never used by the server.
 

@@ -1,4 +1,4 @@
-//! PlayReady-style support (drm-interop.md §2; `docs/playready.md`): the public message
+//! PlayReady-style support (docs/playready.md): the public message
 //! formats and cryptography, with the operator's own roots of trust and server keys. No
 //! vendor key or certificate is shipped or needed: the key in the role of the WMRM server
 //! key, the device-certificate roots and the response-signing chain are all configuration.

@@ -1,5 +1,5 @@
-//! Roots, groups and test devices under the operator's own roots (drm-interop.md §2.9;
-//! `tessera devices playready`, `docs/playready.md` "Test devices").
+//! Roots, groups and test devices under the operator's own roots (docs/playready.md §2.9;
+//! `tessera devices playready`, docs/playready.md §1.5).
 //!
 //! A device chain is `device ← model (group) ← intermediate ← root`: the root key signs an
 //! intermediate ISSUER certificate (usage ISSUER_ALL), which signs a model certificate whose

@@ -1,4 +1,4 @@
-//! The `AcquireLicenseResponse` and SOAP faults (drm-interop.md §2.8; `docs/playready.md`).
+//! The `AcquireLicenseResponse` and SOAP faults (docs/playready.md §2.8, §1.3).
 //!
 //! Written with fixed templates, not a serializer: the optional response signature covers
 //! the `LicenseResponse` element byte for byte, in the form a namespace-default

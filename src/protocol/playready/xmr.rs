@@ -1,4 +1,4 @@
-//! XMR licences (drm-interop.md §2.7; `docs/playready.md` "Licences"): one licence per
+//! XMR licences (docs/playready.md §2.7, §1.2): one licence per
 //! content key, its key ElGamal-encrypted to the device's ENCRYPT_KEY, and an AES-CMAC
 //! integrity signature, keyed with a fresh integrity key that travels with the content key,
 //! as the last object.
