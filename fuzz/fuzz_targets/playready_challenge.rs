@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = challenge::client_data(data);
     if let Ok(certs) = bcert::parse_chain(data) {
-        let _ = bcert::verify_chain(data, &[[0; 64]], bcert::cert_type::DEVICE);
+        let _ = bcert::verify_chain(data, &[[0; 64]], bcert::cert_type::DEVICE, None);
         let _ = bcert::split_chain(data);
         assert!(!certs.is_empty());
     }

@@ -572,6 +572,25 @@ async fn malformed_and_hostile_challenges_get_faults() {
     let r = post(v9, true).await;
     assert_eq!(code(&r), "request_invalid");
     assert!(String::from_utf8_lossy(&r.body).contains("0x8004C60B"));
+    // SOAP 1.2 in, SOAP 1.2 out: the licence, and a Sender fault as 400.
+    let v12 = ok.replace(
+        "http://schemas.xmlsoap.org/soap/envelope/",
+        "http://www.w3.org/2003/05/soap-envelope",
+    );
+    let r = post(v12.clone(), true).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/soap+xml; charset=utf-8")
+    );
+    assert!(
+        String::from_utf8_lossy(&r.body)
+            .contains("xmlns:soap=\"http://www.w3.org/2003/05/soap-envelope\"")
+    );
+    assert_eq!(device.open_response(&r.body).unwrap().len(), 1);
+    let r = post(v12, false).await;
+    assert_eq!(r.status, 400);
+    assert!(String::from_utf8_lossy(&r.body).contains("<soap:Value>soap:Sender</soap:Value>"));
     // Not configured: 404 with a fault.
     let plain = Server::start().await;
     let r = plain

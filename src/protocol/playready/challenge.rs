@@ -88,6 +88,8 @@ pub struct Header {
 
 /// A parsed challenge. `Debug` leaves out `CustomData`, which may hold a token.
 pub struct Challenge<'a> {
+    /// The SOAP version of the envelope (the answer uses the same).
+    pub soap: super::response::Soap,
     /// The raw `LA` element.
     pub la: &'a [u8],
     /// The raw `SignedInfo` element.
@@ -164,14 +166,14 @@ fn path<'e>(mut e: &'e Element, steps: &[(&str, &str)]) -> Result<&'e Element, E
 /// Parses a challenge body (the caller has capped its size).
 pub fn parse(body: &[u8]) -> Result<Challenge<'_>, Error> {
     let root = xml::parse(body)?;
-    let soap = if root.is(SOAP11, "Envelope") {
-        SOAP11
+    let version = if root.is(SOAP11, "Envelope") {
+        super::response::Soap::V11
     } else if root.is(SOAP12, "Envelope") {
-        SOAP12
+        super::response::Soap::V12
     } else {
         return Err(Error::Malformed("not a SOAP envelope"));
     };
-    let op = child(&root, soap, "Body")?
+    let op = child(&root, version.ns(), "Body")?
         .elements()
         .next()
         .ok_or(Error::Malformed("an empty SOAP Body"))?;
@@ -258,6 +260,7 @@ pub fn parse(body: &[u8]) -> Result<Challenge<'_>, Error> {
         ));
     }
     Ok(Challenge {
+        soap: version,
         la: &body[la.span.clone()],
         signed_info: &body[signed_info.span.clone()],
         digest,

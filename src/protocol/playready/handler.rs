@@ -13,7 +13,7 @@
 //! clients know, and `code: text` in `faultstring`.
 
 use super::challenge::{self, Challenge};
-use super::response::{self, status};
+use super::response::{self, Soap, status};
 use super::xmr::{self, KeyType, Opl};
 use super::{PlayReady, bcert};
 use crate::app::{App, now_secs};
@@ -88,12 +88,16 @@ impl Error {
     /// or client acts on: 413 for a body over the cap (refused unread), 503 while the store
     /// or the token keys are unreachable (retry later). Refusals are counted by reason in
     /// `tessera_auth_denials_total`, not by status class.
-    fn http_status(&self) -> StatusCode {
+    /// SOAP 1.2's binding (Part 2 §7.5.1.2) answers a Sender fault with 400.
+    fn http_status(&self, soap: Soap) -> StatusCode {
         use crate::http::error::ApiError;
         match self {
             Error::Http(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => e.status(),
             Error::NotConfigured => StatusCode::NOT_FOUND,
             _ if self.unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            _ if soap == Soap::V12 && response::sender_fault(self.status()) => {
+                StatusCode::BAD_REQUEST
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -151,8 +155,9 @@ impl Error {
 
 /// Handles one request.
 pub async fn handle(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Response<Full<Bytes>> {
-    match serve(app, req, ctx).await {
-        Ok(body) => xml(StatusCode::OK, body),
+    let mut soap = Soap::V11;
+    match serve(app, req, ctx, &mut soap).await {
+        Ok(body) => xml(StatusCode::OK, soap, body),
         Err(e) => {
             // Token and entitlement refusals are counted where they are decided; these are
             // the protocol's own (a malformed message is not a denial).
@@ -173,8 +178,9 @@ pub async fn handle(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Respons
                 e.to_string()
             };
             let mut resp = xml(
-                e.http_status(),
-                response::fault(e.status(), e.code(), &text),
+                e.http_status(soap),
+                soap,
+                response::fault(soap, e.status(), e.code(), &text),
             );
             resp.extensions_mut().insert(Failure {
                 code: e.code(),
@@ -185,8 +191,8 @@ pub async fn handle(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Respons
     }
 }
 
-fn xml(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut resp = crate::http::error::with_status(status, "text/xml; charset=utf-8", body);
+fn xml(status: StatusCode, soap: Soap, body: String) -> Response<Full<Bytes>> {
+    let mut resp = crate::http::error::with_status(status, soap.content_type(), body);
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
@@ -206,7 +212,12 @@ pub fn custom_data_token(custom: &str) -> Option<&str> {
     jwt.then_some(c)
 }
 
-async fn serve(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Result<String, Error> {
+async fn serve(
+    app: &App,
+    req: Request<Incoming>,
+    ctx: &mut Ctx,
+    soap: &mut Soap,
+) -> Result<String, Error> {
     let pr = app.playready.as_deref().ok_or(Error::NotConfigured)?;
     let (parts, incoming) = req.into_parts();
     let bytes = body::collect(
@@ -217,6 +228,7 @@ async fn serve(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Result<Strin
     )
     .await?;
     let ch = challenge::parse(&bytes)?;
+    *soap = ch.soap;
     let token = body::bearer(&parts.headers)
         .or_else(|| ch.custom_data.as_deref().and_then(custom_data_token));
     let ent = app.entitle(token, ctx).await?;
@@ -296,6 +308,7 @@ async fn license(
                 .map_err(|_| xmr::Error::Ecc(crate::crypto::ecc::Error::Internal))?,
         },
         pr.signer.as_ref(),
+        ch.soap,
     )
     .map_err(xmr::Error::Ecc)?;
     // Spent only once the answer exists: a failure above does not use up a max-uses token.

@@ -6,12 +6,40 @@
 //! text only base64 and digits), which is also its exclusive canonical form. So the bytes
 //! Tessera hashes are the bytes a verifier re-serialises. Pure.
 
-use super::challenge::{NS_DS, NS_P, SOAP11};
+use super::challenge::{NS_DS, NS_P, SOAP11, SOAP12};
 use crate::crypto::ecc::{self, Signer};
 use crate::crypto::sha256;
 use crate::encoding::b64_encode;
 
 const NS_M: &str = super::challenge::NS_M;
+
+/// The SOAP version of an exchange: a response (or fault) is written in the request's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Soap {
+    /// SOAP 1.1 (what PlayReady clients send); also for faults before the version is known.
+    #[default]
+    V11,
+    /// SOAP 1.2.
+    V12,
+}
+
+impl Soap {
+    /// The envelope namespace.
+    pub fn ns(self) -> &'static str {
+        match self {
+            Soap::V11 => SOAP11,
+            Soap::V12 => SOAP12,
+        }
+    }
+
+    /// The media type of its messages.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Soap::V11 => "text/xml; charset=utf-8",
+            Soap::V12 => "application/soap+xml; charset=utf-8",
+        }
+    }
+}
 
 /// A response signer: the SERVER certificate chain and the key of its SIGN_RESPONSE usage.
 #[derive(Debug)]
@@ -39,7 +67,11 @@ fn is_plain(s: &str) -> bool {
 }
 
 /// Builds the SOAP response, signed when `signer` is given.
-pub fn build(r: &Response<'_>, signer: Option<&ResponseSigner>) -> Result<String, ecc::Error> {
+pub fn build(
+    r: &Response<'_>,
+    signer: Option<&ResponseSigner>,
+    soap: Soap,
+) -> Result<String, ecc::Error> {
     let mut lr =
         String::with_capacity(512 + r.licenses.iter().map(|l| l.len() * 4 / 3).sum::<usize>());
     lr.push_str(r#"<LicenseResponse xmlns=""#);
@@ -70,7 +102,7 @@ pub fn build(r: &Response<'_>, signer: Option<&ResponseSigner>) -> Result<String
 
     let mut out = String::with_capacity(lr.len() + 1024);
     out.push_str(r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap=""#);
-    out.push_str(SOAP11);
+    out.push_str(soap.ns());
     out.push_str(r#"" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xsd="http://www.w3.org/2001/XMLSchema"><soap:Body><AcquireLicenseResponse xmlns=""#);
     out.push_str(NS_P);
     out.push_str(r#""><AcquireLicenseResult><Response xmlns=""#);
@@ -111,23 +143,53 @@ pub mod status {
     pub const PROTOCOL_VERSION_MISMATCH: u32 = 0x8004_C60B;
 }
 
-/// A SOAP 1.1 fault with a PlayReady status code. `text` is escaped.
-pub fn fault(status: u32, code: &str, text: &str) -> String {
-    let mut out = String::with_capacity(512 + text.len());
+/// Whether a fault with this status is the sender's (SOAP 1.1 `Client`, 1.2 `Sender`) rather
+/// than the server's.
+pub fn sender_fault(status: u32) -> bool {
+    status != status::INTERNAL_ERROR
+}
+
+/// A SOAP fault with a PlayReady status code, in the exchange's SOAP version. `text` is
+/// escaped. The `detail/Exception/StatusCode` element carries no namespace: clients read it
+/// without one.
+pub fn fault(soap: Soap, status: u32, code: &str, text: &str) -> String {
+    let mut out = String::with_capacity(640 + text.len());
     out.push_str(r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap=""#);
-    out.push_str(SOAP11);
-    out.push_str(r#""><soap:Body><soap:Fault><faultcode>soap:"#);
-    // SOAP 1.1 §4.4.1: Client for a message the sender must change, Server otherwise.
-    out.push_str(if status == status::INTERNAL_ERROR {
-        "Server"
-    } else {
-        "Client"
-    });
-    out.push_str("</faultcode><faultstring>");
-    out.push_str(&escape(&format!("{code}: {text}")));
-    out.push_str("</faultstring><detail><Exception><StatusCode>");
-    out.push_str(&format!("0x{status:08X}"));
-    out.push_str("</StatusCode></Exception></detail></soap:Fault></soap:Body></soap:Envelope>");
+    out.push_str(soap.ns());
+    out.push_str(r#""><soap:Body><soap:Fault>"#);
+    let reason = escape(&format!("{code}: {text}"));
+    let detail = format!("<Exception><StatusCode>0x{status:08X}</StatusCode></Exception>");
+    match soap {
+        // SOAP 1.1 §4.4.1: Client for a message the sender must change, Server otherwise.
+        Soap::V11 => {
+            out.push_str("<faultcode>soap:");
+            out.push_str(if sender_fault(status) {
+                "Client"
+            } else {
+                "Server"
+            });
+            out.push_str("</faultcode><faultstring>");
+            out.push_str(&reason);
+            out.push_str("</faultstring><detail>");
+            out.push_str(&detail);
+            out.push_str("</detail>");
+        }
+        // SOAP 1.2 Part 1 §5.4.
+        Soap::V12 => {
+            out.push_str("<soap:Code><soap:Value>soap:");
+            out.push_str(if sender_fault(status) {
+                "Sender"
+            } else {
+                "Receiver"
+            });
+            out.push_str(r#"</soap:Value></soap:Code><soap:Reason><soap:Text xml:lang="en">"#);
+            out.push_str(&reason);
+            out.push_str("</soap:Text></soap:Reason><soap:Detail>");
+            out.push_str(&detail);
+            out.push_str("</soap:Detail>");
+        }
+    }
+    out.push_str("</soap:Fault></soap:Body></soap:Envelope>");
     out
 }
 
@@ -166,6 +228,7 @@ mod tests {
                 response_id: [9; 16],
             },
             Some(&signer),
+            Soap::V11,
         )
         .unwrap();
         let doc = crate::xml::parse(soap.as_bytes()).unwrap();
@@ -208,17 +271,33 @@ mod tests {
                 response_id: [9; 16],
             },
             None,
+            Soap::V12,
         )
         .unwrap();
         assert!(!plain.contains("Signature") && !plain.contains("LicenseNonce"));
+        assert!(
+            crate::xml::parse(plain.as_bytes())
+                .unwrap()
+                .is(SOAP12, "Envelope")
+        );
     }
 
     #[test]
     fn faults_escape_and_carry_the_status() {
-        let f = fault(status::SERVICE_SPECIFIC, "not_entitled", "a <b> & \"c\"");
+        let f = fault(
+            Soap::V11,
+            status::SERVICE_SPECIFIC,
+            "not_entitled",
+            "a <b> & \"c\"",
+        );
         assert!(f.contains("<faultcode>soap:Client</faultcode>"));
         assert!(f.contains("not_entitled: a &lt;b&gt; &amp; &quot;c&quot;"));
         assert!(f.contains("<StatusCode>0x8004C604</StatusCode>"));
         assert!(crate::xml::parse(f.as_bytes()).is_ok());
+        let f = fault(Soap::V12, status::INTERNAL_ERROR, "internal", "x");
+        let doc = crate::xml::parse(f.as_bytes()).unwrap();
+        assert!(doc.is(SOAP12, "Envelope"));
+        assert!(f.contains("<soap:Value>soap:Receiver</soap:Value>"));
+        assert!(f.contains("<soap:Detail><Exception><StatusCode>0x8004C600</StatusCode>"));
     }
 }
