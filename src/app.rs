@@ -165,13 +165,20 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 impl App {
     /// Opens the configured store and builds the app.
     pub async fn build(config: Config) -> Result<Arc<Self>, Error> {
-        let store = EmbeddedStore::open(&config.storage.data_dir).map_err(|e| {
-            Error::Startup(format!(
-                "cannot open data directory {}: {e}",
-                config.storage.data_dir.display()
-            ))
-        })?;
-        Self::build_with_store(config, Arc::new(store)).await
+        let store: Arc<dyn KeyStore> = match config.storage.backend.as_str() {
+            "postgres" => Arc::new(
+                crate::store::PostgresStore::connect(&config.storage.postgres)
+                    .await
+                    .map_err(|e| Error::Startup(format!("storage.postgres: {e}")))?,
+            ),
+            _ => Arc::new(EmbeddedStore::open(&config.storage.data_dir).map_err(|e| {
+                Error::Startup(format!(
+                    "cannot open data directory {}: {e}",
+                    config.storage.data_dir.display()
+                ))
+            })?),
+        };
+        Self::build_with_store(config, store).await
     }
 
     /// Builds the app over a given store (tests inject failing stores here).
@@ -217,6 +224,9 @@ impl App {
             ]
             .concat(),
         ));
+        for c in store.collectors() {
+            metrics.register(c);
+        }
         let audit = match config.audit_path() {
             Some(path) => Audit::start(&path, metrics.clone())
                 .map_err(|e| Error::Startup(format!("audit log {}: {e}", path.display())))?,
@@ -299,12 +309,16 @@ impl App {
     ) -> store::Result<T> {
         let start = Instant::now();
         let r = fut.await;
+        let backend = self.store.backend();
         self.metrics
             .store_latency
-            .with_label_values(&[op])
+            .with_label_values(&[backend, op])
             .observe(start.elapsed().as_secs_f64());
         if r.is_err() {
-            self.metrics.store_errors.with_label_values(&[op]).inc();
+            self.metrics
+                .store_errors
+                .with_label_values(&[backend, op])
+                .inc();
         }
         r
     }
@@ -438,12 +452,23 @@ impl App {
         tokio::spawn(async move {
             let mut cursor = cursor;
             let every = Duration::from_millis(app.config.storage.change_poll_interval_ms.max(10));
+            let mut last_ok = std::time::Instant::now();
             loop {
                 tokio::select! {
                     () = tokio::time::sleep(every) => {}
                     _ = phase.wait_for(|p| *p == Phase::Draining) => return,
                 }
-                cursor = app.poll_changes(cursor).await;
+                match app.poll_changes(cursor).await {
+                    Ok(c) => {
+                        cursor = c;
+                        last_ok = std::time::Instant::now();
+                    }
+                    Err(c) => cursor = c,
+                }
+                app.metrics
+                    .change_feed_age
+                    .set(last_ok.elapsed().as_secs_f64());
+                app.store.observe();
             }
         });
         for source in self.auth.jwks_sources() {
@@ -472,8 +497,9 @@ impl App {
         Ok(())
     }
 
-    /// One poll of the change feed; returns the new cursor.
-    pub async fn poll_changes(&self, mut cursor: u64) -> u64 {
+    /// One poll of the change feed; returns the new cursor (`Err` with the cursor reached
+    /// when the feed could not be read to its end).
+    pub async fn poll_changes(&self, mut cursor: u64) -> Result<u64, u64> {
         loop {
             match self
                 .timed("changes_since", self.store.changes_since(cursor, 1000))
@@ -490,12 +516,12 @@ impl App {
                         }
                     }
                     if n < 1000 {
-                        return cursor;
+                        return Ok(cursor);
                     }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "change feed poll failed");
-                    return cursor;
+                    return Err(cursor);
                 }
             }
         }

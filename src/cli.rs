@@ -35,6 +35,9 @@ pub enum Command {
     Keys(KeysArgs),
     /// Load and validate the configuration, then exit.
     CheckConfig,
+    /// Apply the PostgreSQL schema migrations of this binary to `storage.postgres.primary_url`
+    /// (idempotent; run before starting a new version).
+    Migrate,
     /// Create test devices and roots of trust (testing only).
     Devices(DevicesArgs),
 }
@@ -251,7 +254,43 @@ pub fn main() -> ExitCode {
         Command::Token(args) => token(cli.config, args),
         Command::Keys(args) => keys(cli.config, args),
         Command::CheckConfig => check_config(cli.config),
+        Command::Migrate => migrate(cli.config),
         Command::Devices(args) => devices(cli.config, args),
+    }
+}
+
+fn migrate(path: Option<PathBuf>) -> ExitCode {
+    let cfg = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if cfg.storage.backend != "postgres" {
+        eprintln!("tessera migrate: storage.backend is not \"postgres\"; nothing to migrate");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tessera migrate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(crate::store::postgres::migrate(&cfg.storage.postgres)) {
+        Ok(applied) if applied.is_empty() => {
+            println!("schema up to date");
+            ExitCode::SUCCESS
+        }
+        Ok(applied) => {
+            println!("applied migrations {applied:?}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tessera migrate: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -213,7 +213,7 @@ impl TlsConfig {
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// Backend: `embedded` (one data directory). PostgreSQL arrives with the replication work.
+    /// Backend: `embedded` (one data directory) or `postgres` (`[storage.postgres]`).
     pub backend: String,
     /// Data directory of the embedded store (and default audit log location).
     pub data_dir: PathBuf,
@@ -225,6 +225,8 @@ pub struct StorageConfig {
     pub key_cache_capacity: usize,
     /// How often the change feed is polled for revocations made by other nodes, milliseconds.
     pub change_poll_interval_ms: u64,
+    /// The PostgreSQL backend (`backend = "postgres"`).
+    pub postgres: crate::store::PostgresConfig,
 }
 
 impl Default for StorageConfig {
@@ -236,6 +238,7 @@ impl Default for StorageConfig {
             master_key_file: None,
             key_cache_capacity: 100_000,
             change_poll_interval_ms: 1_000,
+            postgres: crate::store::PostgresConfig::default(),
         }
     }
 }
@@ -746,11 +749,22 @@ impl Config {
         {
             return invalid("public_addr and internal_addr must differ".into());
         }
-        if self.storage.backend != "embedded" {
-            return invalid(format!(
-                "storage.backend {:?} is not available (expected \"embedded\")",
-                self.storage.backend
-            ));
+        match self.storage.backend.as_str() {
+            "embedded" => {}
+            "postgres" if self.dev_mode => {
+                return invalid("dev mode uses the embedded store".into());
+            }
+            "postgres" if self.storage.postgres.primary_url.is_empty() => {
+                return invalid(
+                    "storage.backend = \"postgres\" needs storage.postgres.primary_url".into(),
+                );
+            }
+            "postgres" => {}
+            other => {
+                return invalid(format!(
+                    "storage.backend {other:?} is not available (expected \"embedded\" or \"postgres\")"
+                ));
+            }
         }
         if self.server.max_connections == 0 {
             return invalid("server.max_connections must be at least 1".into());

@@ -9,8 +9,10 @@
 
 pub mod conformance;
 mod embedded;
+pub mod postgres;
 
 pub use embedded::EmbeddedStore;
+pub use postgres::{PostgresConfig, PostgresStore};
 
 use crate::keyring::{KeyId, KeyMeta};
 use async_trait::async_trait;
@@ -122,4 +124,17 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// Cheap liveness probe for `/readyz`.
     async fn ping(&self) -> Result<()>;
+
+    /// The backend's own metrics, registered by the app.
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        Vec::new()
+    }
+
+    /// Refreshes gauges (pool saturation); called by the change-feed poller.
+    fn observe(&self) {}
+
+    /// The backend's name (the `backend` label of store metrics).
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
 }

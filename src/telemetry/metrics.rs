@@ -41,10 +41,13 @@ pub struct Metrics {
     pub cache_misses: IntCounter,
     /// Keys currently cached.
     pub cache_size: IntGauge,
-    /// Store operation latency, by `op`.
+    /// Store operation latency, by `backend` and `op`.
     pub store_latency: HistogramVec,
-    /// Store operation errors, by `op`.
+    /// Store operation errors, by `backend` and `op`.
     pub store_errors: IntCounterVec,
+    /// Seconds since the change feed was last read successfully (the bound on how stale
+    /// this node's view of revocations made elsewhere can be).
+    pub change_feed_age: prometheus::Gauge,
     /// JWKS fetches, by `result` (`ok`, `error`).
     pub jwks_fetches: IntCounterVec,
     /// Audit records written.
@@ -194,19 +197,30 @@ impl Metrics {
                 HistogramVec::new(
                     HistogramOpts::new(
                         "store_operation_duration_seconds",
-                        "Key store operation latency, by operation.",
+                        "Key store operation latency, by backend and operation.",
                     )
                     .namespace("tessera")
                     .buckets(LATENCY_BUCKETS.to_vec()),
-                    &["op"],
+                    &["backend", "op"],
                 )
                 .expect("valid"),
             ),
             store_errors: counter_vec(
                 &r,
                 "store_errors_total",
-                "Key store operation errors, by operation.",
-                &["op"],
+                "Key store operation errors, by backend and operation.",
+                &["backend", "op"],
+            ),
+            change_feed_age: reg(
+                &r,
+                prometheus::Gauge::with_opts(
+                    Opts::new(
+                        "change_feed_age_seconds",
+                        "Seconds since the change feed (revocations from every node) was last read.",
+                    )
+                    .namespace("tessera"),
+                )
+                .expect("valid"),
             ),
             jwks_fetches: counter_vec(
                 &r,
@@ -276,6 +290,13 @@ impl Metrics {
     pub fn denial(&self, reason: &str) {
         if let Some(c) = self.denials.get(reason) {
             c.inc();
+        }
+    }
+
+    /// Registers a backend's own collectors (store metrics that only it knows).
+    pub fn register(&self, c: Box<dyn prometheus::core::Collector>) {
+        if let Err(e) = self.registry.register(c) {
+            tracing::warn!(error = %e, "a store metric could not be registered");
         }
     }
 

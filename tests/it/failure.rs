@@ -161,7 +161,7 @@ async fn store_outage_is_503_and_recovers() {
     assert!(
         s.metrics()
             .await
-            .contains(r#"tessera_store_errors_total{op="get_keys"} 1"#)
+            .contains(r#"tessera_store_errors_total{backend="embedded",op="get_keys"} 1"#)
     );
 
     // Recovery.

@@ -156,7 +156,16 @@ impl Server {
         store: Option<Arc<dyn KeyStore>>,
     ) -> Self {
         let text = format!("{}\n{extra}", base_toml(dir.path()));
-        let cfg = Config::from_toml(&text).unwrap();
+        Self::start_toml(dir, &text, store).await
+    }
+
+    /// Starts with a whole configuration text.
+    pub async fn start_toml(
+        dir: Arc<tempfile::TempDir>,
+        text: &str,
+        store: Option<Arc<dyn KeyStore>>,
+    ) -> Self {
+        let cfg = Config::from_toml(text).unwrap();
         cfg.validate().unwrap();
         let app = match store {
             Some(s) => App::build_with_store(cfg, s).await.unwrap(),

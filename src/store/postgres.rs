@@ -1,0 +1,743 @@
+//! PostgreSQL backend (`docs/replication.md`): writes go to the primary, reads to the local
+//! datacenter's replica with a fallback to the primary on a miss (replication lag), and the
+//! change feed is read from the replica.
+//!
+//! - **Durability** is PostgreSQL's: with `synchronous_commit = remote_apply` and
+//!   `synchronous_standby_names = 'ANY 1 (...)'` on the primary, a commit (and so every
+//!   acknowledged key) is durable and visible in a second datacenter before it returns.
+//! - **Fail fast**: pools wait at most `acquire_timeout_ms` for a connection, connections
+//!   take at most `connect_timeout_ms`, statements `statement_timeout_ms`, and every write as
+//!   a whole `write_timeout_ms`; a write that finds no primary is [`Error::Unavailable`]
+//!   (503), never a hang. `primary_url` may list every node with
+//!   `target_session_attrs=read-write`, so after a promotion new connections find the new
+//!   primary without a configuration change.
+//! - **The change feed** must deliver changes in commit order to pollers that read `seq >
+//!   cursor` (a sequence number drawn inside a transaction that commits late would be skipped).
+//!   So rows are written unnumbered, and a sequencer numbers committed rows afterwards, one
+//!   sequencer at a time under an advisory lock: the writer runs it right after its commit,
+//!   and pollers run a sweep every few seconds for rows whose writer died in between.
+//! - Keys stay sealed (AES-256-GCM by the keyring): a dump of the database reveals no key.
+
+use super::{Change, ChangeKind, Error, Inserted, KeyRecord, KeyStore, Result, SameKey};
+use crate::keyring::{KeyId, KeyMeta, KeyState, TrackType};
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use prometheus::{IntCounterVec, IntGaugeVec, Opts};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio_postgres::Row;
+
+/// Schema migrations, in order: `(version, SQL)`.
+pub const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("postgres/001_init.sql"))];
+/// Advisory-lock keys (arbitrary, fixed).
+const LOCK_MIGRATE: i64 = 0x7e55_e4a0_0001;
+const LOCK_SEQUENCER: i64 = 0x7e55_e4a0_0002;
+/// How often pollers sweep for unnumbered changes.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// `[storage.postgres]` (docs/configuration.md).
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Where writes go: a libpq-style URL or key-value string; list every node with
+    /// `target_session_attrs=read-write` to follow a promotion.
+    pub primary_url: String,
+    /// The local datacenter's replica for reads; none reads from the primary.
+    pub replica_url: Option<String>,
+    /// Connections to the primary.
+    pub primary_pool_size: usize,
+    /// Connections to the replica.
+    pub replica_pool_size: usize,
+    /// Longest wait for a pooled connection, milliseconds.
+    pub acquire_timeout_ms: u64,
+    /// Longest TCP connect plus start-up, milliseconds.
+    pub connect_timeout_ms: u64,
+    /// `statement_timeout` of every connection, milliseconds.
+    pub statement_timeout_ms: u64,
+    /// Longest a whole write (with its synchronous-replication wait) may take, milliseconds.
+    pub write_timeout_ms: u64,
+    /// Apply pending migrations at start (otherwise a schema behind the binary refuses to
+    /// start: run `tessera migrate`).
+    pub migrate_on_start: bool,
+    /// PEM CA bundle to verify the servers' certificates with (TLS per the URL's
+    /// `sslmode`); the system roots when absent.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            primary_url: String::new(),
+            replica_url: None,
+            primary_pool_size: 16,
+            replica_pool_size: 16,
+            acquire_timeout_ms: 1_000,
+            connect_timeout_ms: 2_000,
+            statement_timeout_ms: 5_000,
+            write_timeout_ms: 10_000,
+            migrate_on_start: false,
+            ca_file: None,
+        }
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Error {
+    Error::Unavailable(e.to_string())
+}
+
+/// Metrics of the backend (registered by the app).
+#[derive(Clone, Debug)]
+struct PgMetrics {
+    fallbacks: IntCounterVec,
+    pool: IntGaugeVec,
+}
+
+/// The PostgreSQL key store.
+pub struct PostgresStore {
+    primary: Pool,
+    replica: Option<Pool>,
+    write_timeout: Duration,
+    metrics: PgMetrics,
+    last_sweep: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("replica", &self.replica.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn pool(url: &str, size: usize, cfg: &PostgresConfig) -> std::result::Result<Pool, String> {
+    let mut pg: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
+    pg.connect_timeout(Duration::from_millis(cfg.connect_timeout_ms));
+    pg.options(format!(
+        "-c statement_timeout={} -c idle_in_transaction_session_timeout={}",
+        cfg.statement_timeout_ms,
+        cfg.write_timeout_ms.max(cfg.statement_timeout_ms)
+    ));
+    if pg.get_application_name().is_none() {
+        pg.application_name("tessera");
+    }
+    let mut ssl = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls())
+        .map_err(|e| e.to_string())?;
+    if let Some(ca) = &cfg.ca_file {
+        ssl.set_ca_file(ca)
+            .map_err(|e| format!("{}: {e}", ca.display()))?;
+    }
+    let tls = postgres_openssl::MakeTlsConnector::new(ssl.build());
+    let mgr = Manager::from_config(
+        pg,
+        tls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let wait = Some(Duration::from_millis(cfg.acquire_timeout_ms));
+    Pool::builder(mgr)
+        .max_size(size.max(1))
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(wait)
+        .create_timeout(Some(Duration::from_millis(cfg.connect_timeout_ms)))
+        .recycle_timeout(wait)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn track_code(t: Option<TrackType>) -> Option<i16> {
+    t.map(|t| t as i16)
+}
+
+fn track_of(code: Option<i16>) -> Result<Option<TrackType>> {
+    code.map(|c| {
+        usize::try_from(c)
+            .ok()
+            .and_then(|i| TrackType::ALL.get(i).copied())
+            .ok_or_else(|| Error::Corrupt(format!("track code {c}")))
+    })
+    .transpose()
+}
+
+fn i64_of(v: u64, what: &str) -> Result<i64> {
+    i64::try_from(v).map_err(|_| Error::Corrupt(format!("{what} {v} does not fit a bigint")))
+}
+
+fn u64_of(v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(|_| Error::Corrupt(format!("negative value {v}")))
+}
+
+const COLUMNS: &str = "kid, content_id, track, period, created_at, revoked_at, sealed";
+
+fn record(row: &Row) -> Result<KeyRecord> {
+    let kid: Vec<u8> = row.try_get(0).map_err(|e| Error::Corrupt(e.to_string()))?;
+    let kid: [u8; 16] = kid
+        .try_into()
+        .map_err(|_| Error::Corrupt("kid length".into()))?;
+    let get = |e: tokio_postgres::Error| Error::Corrupt(e.to_string());
+    let revoked: Option<i64> = row.try_get(5).map_err(get)?;
+    Ok(KeyRecord {
+        meta: KeyMeta {
+            kid: KeyId::from_bytes(kid),
+            content_id: row.try_get(1).map_err(get)?,
+            track: track_of(row.try_get(2).map_err(get)?)?,
+            period: row
+                .try_get::<_, Option<i64>>(3)
+                .map_err(get)?
+                .map(u64_of)
+                .transpose()?,
+            created_at: u64_of(row.try_get(4).map_err(get)?)?,
+            state: match revoked {
+                None => KeyState::Active,
+                Some(at) => KeyState::Revoked { at: u64_of(at)? },
+            },
+        },
+        sealed: row.try_get(6).map_err(get)?,
+    })
+}
+
+/// Applies pending migrations on `url` (under an advisory lock, each in its transaction);
+/// returns the versions applied.
+pub async fn migrate(cfg: &PostgresConfig) -> std::result::Result<Vec<i32>, String> {
+    let p = pool(&cfg.primary_url, 1, cfg)?;
+    let mut c = p.get().await.map_err(|e| format!("primary: {e}"))?;
+    let tx = c.transaction().await.map_err(|e| e.to_string())?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_MIGRATE])
+        .await
+        .map_err(|e| e.to_string())?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS tessera_schema (version int PRIMARY KEY, \
+         applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let current: Option<i32> = tx
+        .query_one("SELECT max(version) FROM tessera_schema", &[])
+        .await
+        .map_err(|e| e.to_string())?
+        .get(0);
+    let mut applied = Vec::new();
+    for (version, sql) in MIGRATIONS {
+        if current.is_some_and(|c| c >= *version) {
+            continue;
+        }
+        tx.batch_execute(sql)
+            .await
+            .map_err(|e| format!("migration {version}: {e}"))?;
+        tx.execute(
+            "INSERT INTO tessera_schema (version) VALUES ($1)",
+            &[version],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        applied.push(*version);
+    }
+    tx.commit().await.map_err(|e| e.to_string())?;
+    Ok(applied)
+}
+
+impl PostgresStore {
+    /// Connects (lazily: pools open connections on first use) and checks the schema, or
+    /// migrates it when `migrate_on_start`.
+    pub async fn connect(cfg: &PostgresConfig) -> std::result::Result<Self, String> {
+        if cfg.primary_url.is_empty() {
+            return Err("storage.postgres.primary_url is not set".into());
+        }
+        if cfg.migrate_on_start {
+            migrate(cfg).await?;
+        }
+        let primary = pool(&cfg.primary_url, cfg.primary_pool_size, cfg)?;
+        let replica = cfg
+            .replica_url
+            .as_deref()
+            .map(|u| pool(u, cfg.replica_pool_size, cfg))
+            .transpose()?;
+        let store = Self {
+            primary,
+            replica,
+            write_timeout: Duration::from_millis(cfg.write_timeout_ms),
+            metrics: PgMetrics {
+                fallbacks: IntCounterVec::new(
+                    Opts::new(
+                        "tessera_store_replica_fallbacks_total",
+                        "Reads the local replica could not answer, sent to the primary",
+                    ),
+                    &["reason"],
+                )
+                .map_err(|e| e.to_string())?,
+                pool: IntGaugeVec::new(
+                    Opts::new(
+                        "tessera_store_pool_connections",
+                        "Database connections by pool and state (waiting = tasks queued)",
+                    ),
+                    &["pool", "state"],
+                )
+                .map_err(|e| e.to_string())?,
+            },
+            last_sweep: Mutex::new(None),
+        };
+        // The schema must be the binary's: read from wherever reads go.
+        let want = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+        let have: Option<i32> = store
+            .read(|c| async move {
+                let row = c
+                    .query_opt(
+                        "SELECT max(version) FROM tessera_schema \
+                         WHERE to_regclass('tessera_schema') IS NOT NULL",
+                        &[],
+                    )
+                    .await;
+                match row {
+                    Ok(r) => Ok(r.and_then(|r| r.get(0))),
+                    // No schema table at all.
+                    Err(e)
+                        if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) =>
+                    {
+                        Ok(None)
+                    }
+                    Err(e) => Err(unavailable(e)),
+                }
+            })
+            .await
+            .map_err(|e| format!("checking the schema: {e}"))?;
+        if have != Some(want) {
+            return Err(format!(
+                "the database schema is at version {} and this binary needs {want}: run \
+                 `tessera migrate` (or set storage.postgres.migrate_on_start)",
+                have.map_or("none".to_owned(), |v| v.to_string())
+            ));
+        }
+        Ok(store)
+    }
+
+    /// Runs a read on the replica, falling back to the primary when the replica fails.
+    async fn read<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: Fn(deadpool_postgres::Object) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        if let Some(r) = &self.replica {
+            match r.get().await {
+                Ok(c) => match f(c).await {
+                    Ok(v) => return Ok(v),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "replica read failed; trying the primary")
+                    }
+                },
+                Err(e) => tracing::debug!(error = %e, "no replica connection; trying the primary"),
+            }
+            self.metrics.fallbacks.with_label_values(&["error"]).inc();
+        }
+        let c = self.primary.get().await.map_err(unavailable)?;
+        f(c).await
+    }
+
+    async fn primary_conn(&self) -> Result<deadpool_postgres::Object> {
+        self.primary
+            .get()
+            .await
+            .map_err(|e| Error::Unavailable(format!("no connection to the primary: {e}")))
+    }
+
+    /// Bounds a whole write, synchronous-replication wait included.
+    async fn write<T>(&self, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        tokio::time::timeout(self.write_timeout, fut)
+            .await
+            .map_err(|_| {
+                Error::Unavailable(format!(
+                    "the primary did not complete the write within {} ms",
+                    self.write_timeout.as_millis()
+                ))
+            })?
+    }
+
+    /// Numbers committed, unnumbered changes (one sequencer at a time; a busy lock means
+    /// another one is at it). Best effort: failures leave rows for the next run.
+    async fn sequence(&self) {
+        let run = async {
+            let mut c = self.primary_conn().await?;
+            let tx = c.transaction().await.map_err(unavailable)?;
+            let locked: bool = tx
+                .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&LOCK_SEQUENCER])
+                .await
+                .map_err(unavailable)?
+                .get(0);
+            if locked {
+                // In id order: within one run the numbering order does not matter (the
+                // batch commits at once); across runs every number is higher.
+                tx.execute(
+                    "UPDATE tessera_changes c SET seq = n.seq FROM ( \
+                       SELECT id, nextval('tessera_change_seq') AS seq FROM ( \
+                         SELECT id FROM tessera_changes WHERE seq IS NULL ORDER BY id LIMIT 10000 \
+                       ) o) n WHERE c.id = n.id",
+                    &[],
+                )
+                .await
+                .map_err(unavailable)?;
+            }
+            tx.commit().await.map_err(unavailable)
+        };
+        if let Err(e) = self.write(run).await {
+            tracing::debug!(error = %e, "change sequencer did not run");
+        }
+    }
+}
+
+#[async_trait]
+impl KeyStore for PostgresStore {
+    async fn insert_keys(
+        &self,
+        tenant: &str,
+        records: Vec<KeyRecord>,
+        same_key: SameKey,
+    ) -> Result<Vec<Inserted>> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .write(async {
+                let mut c = self.primary_conn().await?;
+                let tx = c.transaction().await.map_err(unavailable)?;
+                let mut kids = Vec::with_capacity(records.len());
+                let mut contents = Vec::with_capacity(records.len());
+                let mut tracks = Vec::with_capacity(records.len());
+                let mut periods = Vec::with_capacity(records.len());
+                let mut created = Vec::with_capacity(records.len());
+                let mut revoked = Vec::with_capacity(records.len());
+                let mut sealed = Vec::with_capacity(records.len());
+                for r in &records {
+                    kids.push(r.meta.kid.as_bytes().to_vec());
+                    contents.push(r.meta.content_id.as_str());
+                    tracks.push(track_code(r.meta.track));
+                    periods.push(r.meta.period.map(|p| i64_of(p, "period")).transpose()?);
+                    created.push(i64_of(r.meta.created_at, "created_at")?);
+                    revoked.push(match r.meta.state {
+                        KeyState::Active => None,
+                        KeyState::Revoked { at } => Some(i64_of(at, "revoked_at")?),
+                    });
+                    sealed.push(r.sealed.as_slice());
+                }
+                // Insert what is new; a KID that exists (or that a racing transaction
+                // commits first: ON CONFLICT waits for it) is left alone and checked below.
+                let rows = tx
+                    .query(
+                        "INSERT INTO tessera_keys (tenant, kid, content_id, track, period, \
+                         created_at, revoked_at, sealed) \
+                         SELECT $1, * FROM unnest($2::bytea[], $3::text[], $4::int2[], \
+                         $5::int8[], $6::int8[], $7::int8[], $8::bytea[]) \
+                         ON CONFLICT (tenant, kid) DO NOTHING RETURNING kid",
+                        &[
+                            &tenant, &kids, &contents, &tracks, &periods, &created, &revoked,
+                            &sealed,
+                        ],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                let new: std::collections::HashSet<Vec<u8>> =
+                    rows.iter().map(|r| r.get::<_, Vec<u8>>(0)).collect();
+                let old: Vec<Vec<u8>> = kids.iter().filter(|k| !new.contains(*k)).cloned().collect();
+                let mut existing = std::collections::HashMap::new();
+                if !old.is_empty() {
+                    for row in tx
+                        .query(
+                            &format!(
+                                "SELECT {COLUMNS} FROM tessera_keys WHERE tenant = $1 AND kid = ANY($2)"
+                            ),
+                            &[&tenant, &old],
+                        )
+                        .await
+                        .map_err(unavailable)?
+                    {
+                        let rec = record(&row)?;
+                        existing.insert(rec.meta.kid, rec);
+                    }
+                }
+                let mut out = Vec::with_capacity(records.len());
+                for r in records {
+                    match existing.remove(&r.meta.kid) {
+                        Some(o) if o.meta.content_id == r.meta.content_id && same_key(&o, &r) => {
+                            out.push(Inserted {
+                                record: o,
+                                created: false,
+                            });
+                        }
+                        // Dropping the transaction rolls the whole batch back.
+                        Some(_) => return Err(Error::Conflict(r.meta.kid)),
+                        None if new.contains(&r.meta.kid.as_bytes()[..]) => out.push(Inserted {
+                            record: r,
+                            created: true,
+                        }),
+                        // A KID twice in one batch: the second is the first's.
+                        None => match out.iter().find(|i| i.record.meta.kid == r.meta.kid) {
+                            Some(first) => {
+                                let first = first.record.clone();
+                                if first.meta.content_id != r.meta.content_id
+                                    || !same_key(&first, &r)
+                                {
+                                    return Err(Error::Conflict(r.meta.kid));
+                                }
+                                out.push(Inserted {
+                                    record: first,
+                                    created: false,
+                                });
+                            }
+                            None => return Err(Error::Conflict(r.meta.kid)),
+                        },
+                    }
+                }
+                let fresh: Vec<&Vec<u8>> = kids.iter().filter(|k| new.contains(*k)).collect();
+                if !fresh.is_empty() {
+                    tx.execute(
+                        "INSERT INTO tessera_changes (tenant, kid, kind) \
+                         SELECT $1, unnest($2::bytea[]), 0",
+                        &[&tenant, &fresh],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                }
+                tx.commit().await.map_err(unavailable)?;
+                Ok(out)
+            })
+            .await?;
+        if out.iter().any(|i| i.created) {
+            self.sequence().await;
+        }
+        Ok(out)
+    }
+
+    async fn get_keys(&self, tenant: &str, kids: &[KeyId]) -> Result<Vec<Option<KeyRecord>>> {
+        let lookup = |c: deadpool_postgres::Object, want: Vec<Vec<u8>>| async move {
+            let rows = c
+                .query(
+                    &format!(
+                        "SELECT {COLUMNS} FROM tessera_keys WHERE tenant = $1 AND kid = ANY($2)"
+                    ),
+                    &[&tenant, &want],
+                )
+                .await
+                .map_err(unavailable)?;
+            rows.iter().map(record).collect::<Result<Vec<_>>>()
+        };
+        let all: Vec<Vec<u8>> = kids.iter().map(|k| k.as_bytes().to_vec()).collect();
+        let mut found: std::collections::HashMap<KeyId, KeyRecord> = self
+            .read(|c| lookup(c, all.clone()))
+            .await?
+            .into_iter()
+            .map(|r| (r.meta.kid, r))
+            .collect();
+        let missing: Vec<Vec<u8>> = kids
+            .iter()
+            .filter(|k| !found.contains_key(k))
+            .map(|k| k.as_bytes().to_vec())
+            .collect();
+        if !missing.is_empty() && self.replica.is_some() {
+            // Not on the replica yet (lag), or not at all: the primary decides.
+            self.metrics.fallbacks.with_label_values(&["miss"]).inc();
+            let c = self.primary_conn().await?;
+            for r in lookup(c, missing).await? {
+                found.insert(r.meta.kid, r);
+            }
+        }
+        Ok(kids.iter().map(|k| found.get(k).cloned()).collect())
+    }
+
+    async fn list_by_content(&self, tenant: &str, content_id: &str) -> Result<Vec<KeyRecord>> {
+        let q = format!(
+            "SELECT {COLUMNS} FROM tessera_keys WHERE tenant = $1 AND content_id = $2 \
+             ORDER BY period NULLS FIRST, track NULLS FIRST, kid"
+        );
+        let run = |c: deadpool_postgres::Object| {
+            let q = q.clone();
+            async move {
+                let rows = c
+                    .query(&q, &[&tenant, &content_id])
+                    .await
+                    .map_err(unavailable)?;
+                rows.iter().map(record).collect::<Result<Vec<_>>>()
+            }
+        };
+        let got = self.read(run).await?;
+        if got.is_empty() && self.replica.is_some() {
+            self.metrics.fallbacks.with_label_values(&["miss"]).inc();
+            return run(self.primary_conn().await?).await;
+        }
+        Ok(got)
+    }
+
+    async fn revoke(&self, tenant: &str, kid: KeyId, at: u64) -> Result<Option<KeyRecord>> {
+        let at = i64_of(at, "revoked_at")?;
+        let (rec, changed) = self
+            .write(async {
+                let mut c = self.primary_conn().await?;
+                let tx = c.transaction().await.map_err(unavailable)?;
+                let k = kid.as_bytes().to_vec();
+                let Some(row) = tx
+                    .query_opt(
+                        &format!(
+                            "SELECT {COLUMNS} FROM tessera_keys WHERE tenant = $1 AND kid = $2 FOR UPDATE"
+                        ),
+                        &[&tenant, &k],
+                    )
+                    .await
+                    .map_err(unavailable)?
+                else {
+                    return Ok((None, false));
+                };
+                let mut rec = record(&row)?;
+                if !rec.meta.is_active() {
+                    return Ok((Some(rec), false));
+                }
+                tx.execute(
+                    "UPDATE tessera_keys SET revoked_at = $3 WHERE tenant = $1 AND kid = $2",
+                    &[&tenant, &k, &at],
+                )
+                .await
+                .map_err(unavailable)?;
+                tx.execute(
+                    "INSERT INTO tessera_changes (tenant, kid, kind) VALUES ($1, $2, 1)",
+                    &[&tenant, &k],
+                )
+                .await
+                .map_err(unavailable)?;
+                tx.commit().await.map_err(unavailable)?;
+                rec.meta.state = KeyState::Revoked { at: u64_of(at)? };
+                Ok((Some(rec), true))
+            })
+            .await?;
+        if changed {
+            self.sequence().await;
+        }
+        Ok(rec)
+    }
+
+    async fn changes_since(&self, cursor: u64, limit: usize) -> Result<Vec<Change>> {
+        let due = {
+            let mut last = self
+                .last_sweep
+                .lock()
+                .map_err(|_| Error::Unavailable("sweep lock poisoned".into()))?;
+            let due = last.is_none_or(|t| t.elapsed() >= SWEEP_EVERY);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        if due {
+            self.sequence().await;
+        }
+        let cursor = i64_of(cursor, "cursor")?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|c| async move {
+            let rows = c
+                .query(
+                    "SELECT seq, tenant, kid, kind FROM tessera_changes \
+                     WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    &[&cursor, &limit],
+                )
+                .await
+                .map_err(unavailable)?;
+            rows.iter()
+                .map(|r| {
+                    let kid: Vec<u8> = r.get(2);
+                    Ok(Change {
+                        seq: u64_of(r.get(0))?,
+                        tenant: r.get(1),
+                        kid: KeyId::from_bytes(
+                            kid.try_into()
+                                .map_err(|_| Error::Corrupt("kid length".into()))?,
+                        ),
+                        kind: match r.get::<_, i16>(3) {
+                            0 => ChangeKind::Created,
+                            _ => ChangeKind::Revoked,
+                        },
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn change_cursor(&self) -> Result<u64> {
+        self.read(|c| async move {
+            let v: Option<i64> = c
+                .query_one("SELECT max(seq) FROM tessera_changes", &[])
+                .await
+                .map_err(unavailable)?
+                .get(0);
+            v.map_or(Ok(0), u64_of)
+        })
+        .await
+    }
+
+    async fn meta_get(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let q = |c: deadpool_postgres::Object| async move {
+            Ok(
+                c.query_opt("SELECT value FROM tessera_meta WHERE name = $1", &[&name])
+                    .await
+                    .map_err(unavailable)?
+                    .map(|r| r.get::<_, Vec<u8>>(0)),
+            )
+        };
+        match self.read(q).await? {
+            Some(v) => Ok(Some(v)),
+            None if self.replica.is_some() => q(self.primary_conn().await?).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn meta_put_if_absent(&self, name: &str, value: Vec<u8>) -> Result<Vec<u8>> {
+        self.write(async {
+            let c = self.primary_conn().await?;
+            c.execute(
+                "INSERT INTO tessera_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                &[&name, &value],
+            )
+            .await
+            .map_err(unavailable)?;
+            Ok(c.query_one("SELECT value FROM tessera_meta WHERE name = $1", &[&name])
+                .await
+                .map_err(unavailable)?
+                .get::<_, Vec<u8>>(0))
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        // Readiness follows the reads this node serves: the replica when there is one, so a
+        // node keeps taking licence traffic while the primary fails over.
+        self.read(|c| async move {
+            c.query_one("SELECT 1", &[]).await.map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.metrics.fallbacks.clone()),
+            Box::new(self.metrics.pool.clone()),
+        ]
+    }
+
+    fn observe(&self) {
+        for (name, p) in [
+            ("primary", Some(&self.primary)),
+            ("replica", self.replica.as_ref()),
+        ] {
+            if let Some(p) = p {
+                let s = p.status();
+                let g = |state: &str| self.metrics.pool.with_label_values(&[name, state]);
+                g("in_use").set(i64::try_from(s.size.saturating_sub(s.available)).unwrap_or(0));
+                g("idle").set(i64::try_from(s.available).unwrap_or(0));
+                g("max").set(i64::try_from(s.max_size).unwrap_or(0));
+                g("waiting").set(i64::try_from(s.waiting).unwrap_or(0));
+            }
+        }
+    }
+
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+}

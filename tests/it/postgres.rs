@@ -1,0 +1,354 @@
+//! The PostgreSQL backend against real clusters (tests/it/pg.rs): the store conformance suite,
+//! durability across a restart, migrations, sealed keys in dumps, and two "datacenters" (a
+//! primary and a synchronous standby) with a Tessera node on each: read-local licensing,
+//! revocation through the change feed, and failover with zero acknowledged keys lost.
+
+use super::pg::Cluster;
+use super::support::*;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tessera::store::{KeyStore, PostgresConfig, PostgresStore, conformance};
+
+fn pg_config(primary: &str, replica: Option<&str>) -> PostgresConfig {
+    PostgresConfig {
+        primary_url: primary.to_owned(),
+        replica_url: replica.map(str::to_owned),
+        migrate_on_start: true,
+        acquire_timeout_ms: 500,
+        connect_timeout_ms: 500,
+        statement_timeout_ms: 2_000,
+        write_timeout_ms: 2_000,
+        ..PostgresConfig::default()
+    }
+}
+
+/// The base configuration on the PostgreSQL backend.
+fn toml(dir: &std::path::Path, primary: &str, replica: Option<&str>, poll_ms: u64) -> String {
+    let base = base_toml(dir).replace(
+        "change_poll_interval_ms = 50\n",
+        &format!("change_poll_interval_ms = {poll_ms}\nbackend = \"postgres\"\n"),
+    );
+    let replica = replica
+        .map(|r| format!("replica_url = \"{r}\"\n"))
+        .unwrap_or_default();
+    format!(
+        "{base}\n[storage.postgres]\nprimary_url = \"{primary}\"\n{replica}migrate_on_start = true\n\
+         acquire_timeout_ms = 500\nconnect_timeout_ms = 500\nstatement_timeout_ms = 2000\n\
+         write_timeout_ms = 2000\n"
+    )
+}
+
+async fn node(primary: &str, replica: Option<&str>, poll_ms: u64) -> Server {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let text = toml(dir.path(), primary, replica, poll_ms);
+    Server::start_toml(dir, &text, None).await
+}
+
+#[tokio::test]
+async fn conformance_durability_and_migrations() {
+    let db = Cluster::primary(None);
+    let cfg = pg_config(&db.url(), None);
+    // `tessera migrate` applies the schema, then finds it up to date.
+    let applied = tessera::store::postgres::migrate(&cfg).await.unwrap();
+    assert_eq!(applied, vec![1]);
+    assert!(
+        tessera::store::postgres::migrate(&cfg)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let store = PostgresStore::connect(&cfg).await.unwrap();
+    conformance::run(&store).await;
+    drop(store);
+
+    // Durability: a fresh database, the fixture, a restart, a new connection.
+    let db = Cluster::primary(None);
+    let cfg = pg_config(&db.url(), None);
+    let store = PostgresStore::connect(&cfg).await.unwrap();
+    conformance::write_fixture(&store).await;
+    drop(store);
+    db.restart();
+    let store = PostgresStore::connect(&cfg).await.unwrap();
+    conformance::check_fixture(&store).await;
+
+    // A schema behind the binary refuses to start without migrate_on_start.
+    let empty = Cluster::primary(None);
+    let err = PostgresStore::connect(&PostgresConfig {
+        migrate_on_start: false,
+        ..pg_config(&empty.url(), None)
+    })
+    .await
+    .unwrap_err();
+    assert!(err.contains("tessera migrate"), "{err}");
+}
+
+/// Racing creators of the same KIDs converge on one stored value per KID, and the change feed
+/// numbers every creation once, in commit order.
+#[tokio::test]
+async fn concurrent_writers_converge_and_the_feed_is_gapless() {
+    let db = Cluster::primary(None);
+    let store = Arc::new(
+        PostgresStore::connect(&pg_config(&db.url(), None))
+            .await
+            .unwrap(),
+    );
+    let mut tasks = Vec::new();
+    for w in 0..8u8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..20u8 {
+                let rec = tessera::store::KeyRecord {
+                    meta: tessera::keyring::KeyMeta {
+                        kid: tessera::keyring::KeyId::from_bytes([i; 16]),
+                        content_id: "race".into(),
+                        track: None,
+                        period: Some(u64::from(i)),
+                        created_at: 1,
+                        state: tessera::keyring::KeyState::Active,
+                    },
+                    sealed: vec![w; 40],
+                };
+                store
+                    .insert_keys("t", vec![rec], tessera::store::any_key())
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let feed = store.changes_since(0, 10_000).await.unwrap();
+    assert_eq!(feed.len(), 20, "one creation per KID");
+    assert!(feed.windows(2).all(|w| w[0].seq < w[1].seq));
+    let listed = store.list_by_content("t", "race").await.unwrap();
+    assert_eq!(listed.len(), 20);
+}
+
+/// A dump of the database holds sealed keys only.
+#[tokio::test]
+async fn a_dump_reveals_no_key() {
+    let db = Cluster::primary(None);
+    let server = node(&db.url(), None, 50).await;
+    let keys = server.create_keys("acme", "film", &["SD", "HD"]).await;
+    let dump = db.dump();
+    assert!(dump.contains("tessera_keys"));
+    for track in ["SD", "HD"] {
+        let key = key_of(&keys, track);
+        let hex = tessera::encoding::hex_encode(&key);
+        assert!(
+            !dump.to_ascii_lowercase().contains(&hex),
+            "{track} in clear"
+        );
+        assert!(!dump.contains(&tessera::encoding::b64_encode(&key)));
+    }
+}
+
+async fn clearkey(server: &Server, token: &str, kid: &str) -> Resp {
+    server.clearkey(token, json!({"kids": [b64kid(kid)]})).await
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Two datacenters: node A on the primary, node B reading its local synchronous standby.
+/// A key created through A is licensable at B at once (remote_apply: no fallback to the
+/// primary needed); a revocation at A reaches B through the change feed within the poll
+/// interval.
+#[tokio::test]
+async fn read_local_licences_and_revocations_across_datacenters() {
+    let a_db = Cluster::primary(Some("ANY 1 (dc_b)"));
+    let b_db = Cluster::standby(&a_db, "dc_b");
+    a_db.wait_for_sync("dc_b").await;
+    let a = node(&a_db.url(), None, 100).await;
+    let b = node(&a_db.url(), Some(&b_db.url()), 100).await;
+    let keys = a.create_keys("acme", "film", &["SD"]).await;
+    let sd = kid_of(&keys, "SD");
+    let token = player_token("acme", json!({"kids": [sd]}));
+    let r = clearkey(&b, &token, &sd).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let m = b.metrics().await;
+    assert_eq!(
+        metric(&m, "tessera_store_replica_fallbacks_total{reason=\"miss\"}"),
+        0.0,
+        "the standby had the key when A's creation returned"
+    );
+    assert!(m.contains(
+        "tessera_store_operation_duration_seconds_count{backend=\"postgres\",op=\"get_keys\"}"
+    ));
+
+    let t = Instant::now();
+    assert_eq!(a.revoke("acme", &sd).await.status, 200);
+    loop {
+        let r = clearkey(&b, &token, &sd).await;
+        if r.status == 403 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "B still releases a key revoked at A"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let propagated = t.elapsed();
+    assert!(propagated < Duration::from_millis(1_500), "{propagated:?}");
+    println!("revocation visible at B after {propagated:?}");
+}
+
+/// Failover under load: keys are created continuously through A while B serves licences;
+/// the primary dies; creation fails fast (503) while there is no primary, B keeps serving;
+/// the standby is promoted and creation resumes through the same URLs (every node listed,
+/// `target_session_attrs=read-write`). Every key ever acknowledged is present, with its
+/// value, afterwards.
+#[tokio::test]
+async fn failover_loses_no_acknowledged_key() {
+    let a_db = Cluster::primary(Some("ANY 1 (dc_b)"));
+    let b_db = Cluster::standby(&a_db, "dc_b");
+    let both = format!(
+        "host=127.0.0.1,127.0.0.1 port={},{} user=postgres dbname=postgres target_session_attrs=read-write",
+        a_db.port, b_db.port
+    );
+    a_db.wait_for_sync("dc_b").await;
+    let a = Arc::new(node(&both, None, 100).await);
+    let b = Arc::new(node(&both, Some(&b_db.url()), 100).await);
+    let known = a.create_keys("acme", "known", &["SD"]).await;
+    let known_kid = kid_of(&known, "SD");
+    let token = player_token("acme", json!({"content_ids": ["known"]}));
+    assert_eq!(clearkey(&b, &token, &known_kid).await.status, 200);
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let start = Instant::now();
+    // Writer: one new content id per request; record what was acknowledged and when writes
+    // failed (and how long each failure took).
+    let writer = {
+        let (a, stop) = (a.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut acked: Vec<(String, Vec<u8>)> = Vec::new();
+            let mut failures: Vec<(Duration, Duration, u16)> = Vec::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let t = Instant::now();
+                let r = a
+                    .keyapi(
+                        "acme",
+                        "POST",
+                        "/v1/keys",
+                        &["keys:read", "keys:write"],
+                        json!({"content_id": format!("live-{i}"), "tracks": ["SD"]}),
+                    )
+                    .await;
+                if r.status == 201 {
+                    for k in r.json()["keys"].as_array().unwrap() {
+                        acked.push((
+                            k["kid"].as_str().unwrap().to_owned(),
+                            tessera::encoding::b64_decode(k["key"].as_str().unwrap()).unwrap(),
+                        ));
+                    }
+                } else {
+                    failures.push((start.elapsed(), t.elapsed(), r.status));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            (acked, failures)
+        })
+    };
+    // Reader: licences for the known key at B, throughout.
+    let reader = {
+        let (b, stop, token, kid) = (b.clone(), stop.clone(), token.clone(), known_kid.clone());
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = clearkey(&b, &token, &kid).await;
+                if r.status == 200 {
+                    ok += 1;
+                } else {
+                    failed.push(r.status);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (ok, failed)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let killed_at = start.elapsed();
+    a_db.kill();
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    // The operator (or Patroni / CloudNativePG) promotes the standby; with no standby left
+    // it commits without waiting for one (the runbook's degraded mode).
+    b_db.promote();
+    b_db.sql("ALTER SYSTEM SET synchronous_standby_names = ''")
+        .await;
+    b_db.sql("SELECT pg_reload_conf()").await;
+    let promoted_at = start.elapsed();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acked, failures) = writer.await.unwrap();
+    let (reads_ok, read_failures) = reader.await.unwrap();
+
+    assert!(
+        read_failures.is_empty(),
+        "B refused licences: {read_failures:?}"
+    );
+    assert!(reads_ok > 100, "{reads_ok}");
+    assert!(
+        !failures.is_empty(),
+        "no write failed while there was no primary"
+    );
+    for (_, took, status) in &failures {
+        assert_eq!(*status, 503);
+        assert!(
+            *took < Duration::from_millis(3_000),
+            "a write hung for {took:?}"
+        );
+    }
+    let first_fail = failures.first().unwrap().0;
+    let last_fail = failures.last().unwrap().0;
+    assert!(first_fail >= killed_at);
+    assert!(
+        acked.len() > 20,
+        "too few writes acknowledged: {}",
+        acked.len()
+    );
+    // Writes resumed after the promotion.
+    assert!(last_fail < start.elapsed() - Duration::from_millis(500));
+    println!(
+        "failover: primary killed at {killed_at:?}, promoted at {promoted_at:?}; writes failed \
+         from {first_fail:?} to {last_fail:?} ({} failures, slowest {:?}); {} keys acknowledged; \
+         {reads_ok} licences at B, none refused",
+        failures.len(),
+        failures.iter().map(|f| f.1).max().unwrap(),
+        acked.len()
+    );
+
+    // Every acknowledged key is on the new primary, with its value, once.
+    let kids: Vec<String> = acked.iter().map(|(k, _)| k.clone()).collect();
+    let mut seen = std::collections::HashSet::new();
+    for (kid, key) in &acked {
+        assert!(seen.insert(kid.clone()), "{kid} acknowledged twice");
+        let r = b
+            .keyapi(
+                "acme",
+                "GET",
+                &format!("/v1/keys/{kid}"),
+                &["keys:read"],
+                Value::Null,
+            )
+            .await;
+        assert_eq!(r.status, 200, "acknowledged key {kid} is missing");
+        let stored =
+            tessera::encoding::b64_decode(r.json()["keys"][0]["key"].as_str().unwrap()).unwrap();
+        assert_eq!(&stored, key, "{kid} changed value");
+    }
+    let rows = b_db
+        .sql("SELECT count(*) FROM tessera_keys WHERE content_id LIKE 'live-%'")
+        .await;
+    let stored: usize = rows[0].parse().unwrap();
+    assert!(stored >= kids.len());
+}
