@@ -397,9 +397,29 @@ impl App {
         result
     }
 
-    /// Spends one use of a `max_uses` token; call right before releasing keys.
-    pub fn consume(&self, ent: &Entitlement) -> Result<(), auth::Error> {
-        let r = self.auth.consume(ent, now_secs());
+    /// Spends one use of a `max_uses` token; call right before releasing keys. Shared by
+    /// every node through the store when the backend can (PostgreSQL: one round trip to the
+    /// primary, only for tokens with `max_uses`), else counted in this process.
+    pub async fn consume(&self, ent: &Entitlement) -> Result<(), auth::Error> {
+        let r = match self.auth.use_limit(ent) {
+            None => Ok(()),
+            Some((max, jti, expires)) => {
+                let tenant = self.auth.tenant_id(ent.tenant);
+                match self
+                    .timed(
+                        "record_token_use",
+                        self.store.record_token_use(tenant, jti, max, expires),
+                    )
+                    .await
+                {
+                    Ok(Some(true)) => Ok(()),
+                    Ok(Some(false)) => Err(auth::Error::Replayed),
+                    Ok(None) => self.auth.consume(ent, now_secs()),
+                    // Fail closed: a use that cannot be counted is not granted.
+                    Err(_) => Err(auth::Error::Unavailable),
+                }
+            }
+        };
         if let Err(e) = &r {
             self.metrics.denial(e.code());
         }

@@ -455,6 +455,18 @@ impl Authenticator {
         })
     }
 
+    /// `(max_uses, jti, expiry with leeway)` of a token that limits its uses.
+    pub fn use_limit<'e>(&self, ent: &'e Entitlement) -> Option<(u32, &'e str, u64)> {
+        let (Some(max), Some(jti)) = (ent.max_uses, ent.token_id.as_deref()) else {
+            return None;
+        };
+        let leeway = self
+            .tenants
+            .get(ent.tenant as usize)
+            .map_or(0, |t| t.leeway);
+        Some((max, jti, ent.expires_at + leeway))
+    }
+
     /// Counts one use of a `max_uses` token. Called by a licence handler once it is about to
     /// release keys, so a request that fails (bad body, unknown KID, store outage) does not
     /// spend a single-use token.

@@ -125,6 +125,21 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Cheap liveness probe for `/readyz`.
     async fn ping(&self) -> Result<()>;
 
+    /// Records one use of token id `jti` for every node (replay prevention shared through the
+    /// store): `Some(true)` when granted, `Some(false)` when the token already had
+    /// `max_uses` uses; `None` when this backend does not share the state (the app counts in
+    /// process). Entries are kept until `expires_at`.
+    async fn record_token_use(
+        &self,
+        tenant: &str,
+        jti: &str,
+        max_uses: u32,
+        expires_at: u64,
+    ) -> Result<Option<bool>> {
+        let _ = (tenant, jti, max_uses, expires_at);
+        Ok(None)
+    }
+
     /// The backend's own metrics, registered by the app.
     fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
         Vec::new()

@@ -626,6 +626,18 @@ impl KeyStore for PostgresStore {
         };
         if due {
             self.sequence().await;
+            let purge = async {
+                let c = self.primary_conn().await?;
+                c.execute(
+                    "DELETE FROM tessera_token_uses WHERE expires_at < $1",
+                    &[&i64_of(crate::app::now_secs(), "now")?],
+                )
+                .await
+                .map_err(unavailable)
+            };
+            if let Err(e) = self.write(purge).await {
+                tracing::debug!(error = %e, "expired token uses not purged");
+            }
         }
         let cursor = i64_of(cursor, "cursor")?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -710,6 +722,34 @@ impl KeyStore for PostgresStore {
         self.read(|c| async move {
             c.query_one("SELECT 1", &[]).await.map_err(unavailable)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn record_token_use(
+        &self,
+        tenant: &str,
+        jti: &str,
+        max_uses: u32,
+        expires_at: u64,
+    ) -> Result<Option<bool>> {
+        if max_uses == 0 {
+            return Ok(Some(false));
+        }
+        let max = i32::try_from(max_uses).unwrap_or(i32::MAX);
+        let exp = i64_of(expires_at, "expires_at")?;
+        self.write(async {
+            let c = self.primary_conn().await?;
+            // One statement: the first use inserts, later ones count up to the limit; a row
+            // lock orders racing nodes.
+            let row = c
+                .query_opt(
+                    "INSERT INTO tessera_token_uses (tenant, jti, uses, expires_at)                      VALUES ($1, $2, 1, $3) ON CONFLICT (tenant, jti) DO UPDATE                      SET uses = tessera_token_uses.uses + 1                      WHERE tessera_token_uses.uses < $4 RETURNING uses",
+                    &[&tenant, &jti, &exp, &max],
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok(Some(row.is_some()))
         })
         .await
     }

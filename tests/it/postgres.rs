@@ -183,6 +183,20 @@ async fn read_local_licences_and_revocations_across_datacenters() {
         "tessera_store_operation_duration_seconds_count{backend=\"postgres\",op=\"get_keys\"}"
     ));
 
+    // Replay prevention is shared: a two-use token spent once at A and once at B is spent.
+    let twice = signer("acme")
+        .sign(&claims(
+            "acme",
+            json!({"jti": "shared-use", "tessera": {"kids": [sd], "max_uses": 2}}),
+        ))
+        .unwrap();
+    assert_eq!(clearkey(&a, &twice, &sd).await.status, 200);
+    assert_eq!(clearkey(&b, &twice, &sd).await.status, 200);
+    for node in [&a, &b] {
+        let r = clearkey(node, &twice, &sd).await;
+        assert_eq!((r.status, r.code().as_str()), (403, "token_replayed"));
+    }
+
     let t = Instant::now();
     assert_eq!(a.revoke("acme", &sd).await.status, 200);
     loop {

@@ -55,7 +55,7 @@ async fn license(
                 .collect(),
         ));
     }
-    app.consume(&ent)?;
+    app.consume(&ent).await?;
     let mut out = Vec::with_capacity(64 + 80 * grant.keys.len());
 
     message::encode(

@@ -287,7 +287,7 @@ async fn answer(
         _ => ckc::hdcp::TYPE_1,
     };
     let session = cred.provider.open_session(&parsed)?;
-    app.consume(&ent)?;
+    app.consume(&ent).await?;
     // The stored IV is not kept for keys; 16 zero bytes, as Apple's own inputs default.
     let ckc_bytes = ckc::build(
         &parsed,

@@ -48,7 +48,7 @@ async fn key(
             None => Error::NotFound,
         });
     };
-    app.consume(&ent)?;
+    app.consume(&ent).await?;
     app.metrics.license(PROTOCOL, 1);
 
     app.audit_licence(ctx, "key.release", PROTOCOL, &ent, vec![k.meta.kid])

@@ -312,7 +312,7 @@ async fn license(
     )
     .map_err(xmr::Error::Ecc)?;
     // Spent only once the answer exists: a failure above does not use up a max-uses token.
-    app.consume(ent)?;
+    app.consume(ent).await?;
     app.metrics.license(PROTOCOL, grant.keys.len());
     let who = format!(
         "playready:{}",

@@ -322,7 +322,7 @@ async fn new_license(
         app.metrics.denial("not_entitled");
         return Err(Error::Refused(refused(&grant.omitted)));
     }
-    app.consume(ent)?;
+    app.consume(ent).await?;
 
     let (session_key, wrapped) = super::license::new_session_key(&device.wrap_key)?;
     let session = super::license::derive_keys(&session_key, &request.msg);
