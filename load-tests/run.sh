@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Licence throughput, measured in one run on this machine, against a reference in the same run.
 #
-#   load-tests/run.sh [clearkey|widevine|speke|fairplay|playready|all]     (default all)
+#   load-tests/run.sh [clearkey|widevine|speke|fairplay|playready|postgres|all]     (default all)
 #   DURATION=8 CONNECTIONS=50 TOKENS=900000 to tune
 #
 # clearkey: POST /clearkey/license vs a bare hyper endpoint (load-tests/baseline.rs) on the
@@ -22,6 +22,10 @@
 #   run: challenge ECDSA verify, ElGamal decryption, then per key a point from CI‖CK and an
 #   ElGamal encryption, and the response signature, each with the fastest backend from the
 #   registries. Target ratio >= 0.6.
+# postgres: the PostgreSQL backend with a primary and a synchronous standby (remote_apply) on
+#   loopback, Tessera reading the standby: ClearKey licences with a warm key cache and with
+#   none (every licence reads the standby), and sequential key-creation latency, each against
+#   the embedded store in the same run. No target ratio: figures for docs/replication.md.
 # speke: POST /speke/v2 as an encryptor starting new content on every request (fresh contentId
 #   and KIDs: each request creates, seals and durably stores its keys, then answers with
 #   Widevine, PlayReady and FairPlay signalling), with 2 and 8 keys, clear and encrypted
@@ -246,4 +250,123 @@ if [ "$SCENARIO" = playready ] || [ "$SCENARIO" = all ]; then
   echo "$FLOOR_OUT" | tee -a "$OUT/result.txt" >&2
   REGISTRY_US=$(echo "$FLOOR_OUT" | sed -n 's/^FLOOR .*registry_floor_us=\([0-9.]*\).*/\1/p')
   report "tessera playready licence" "$P" "registry crypto floor (1 core)" "$(python3 -c "print(1e6/$REGISTRY_US)")" 0.6 "$METRICS"
+fi
+
+if [ "$SCENARIO" = postgres ] || [ "$SCENARIO" = all ]; then
+  # Two "datacenters" on loopback: a primary and a synchronous standby (remote_apply), Tessera
+  # reading the standby. Compared in the same run with the embedded store.
+  PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort | tail -1)
+  if [ -z "$PGBIN" ]; then
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort | tail -1)
+  fi
+  AS=(); [ "$(id -u)" = 0 ] && AS=(runuser -u postgres --)
+  PGW=$(mktemp -d); chmod 755 "$PGW"; [ "$(id -u)" = 0 ] && chown postgres "$PGW"
+  PA=15432; PB=15433
+  pg_stop() { for d in a b; do "${AS[@]}" "$PGBIN/pg_ctl" -D "$PGW/$d" -m immediate stop >/dev/null 2>&1 || true; done; rm -rf "$PGW"; }
+  trap 'pg_stop; cleanup' EXIT
+  "${AS[@]}" "$PGBIN/initdb" -U postgres --auth=trust -D "$PGW/a" >/dev/null
+  cat >>"$PGW/a/postgresql.conf" <<EOF
+listen_addresses = '127.0.0.1'
+port = $PA
+unix_socket_directories = '$PGW'
+wal_level = replica
+max_wal_senders = 10
+synchronous_commit = remote_apply
+synchronous_standby_names = 'ANY 1 (dc_b)'
+EOF
+  printf 'host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n' >>"$PGW/a/pg_hba.conf"
+  "${AS[@]}" "$PGBIN/pg_ctl" -D "$PGW/a" -l "$PGW/a/server.log" -w start >/dev/null
+  "${AS[@]}" "$PGBIN/pg_basebackup" -h 127.0.0.1 -p $PA -U postgres -D "$PGW/b" -X stream -R
+  printf "port = %s\ncluster_name = 'dc_b'\n" $PB >>"$PGW/b/postgresql.conf"
+  printf "primary_conninfo = 'host=127.0.0.1 port=%s user=postgres application_name=dc_b'\n" $PA >>"$PGW/b/postgresql.auto.conf"
+  "${AS[@]}" "$PGBIN/pg_ctl" -D "$PGW/b" -l "$PGW/b/server.log" -w start >/dev/null
+  SECRET=$(tr -d '\n' <keys/dev/demo-jwt-hs256.secret)
+  pg_config() { # pg_config KEY_CACHE_CAPACITY
+    cat <<EOF
+[server]
+public_addr = "$PUB"
+internal_addr = "$INT"
+[storage]
+backend = "postgres"
+master_key = "$(printf '%064d' 7)"
+key_cache_capacity = $1
+[storage.postgres]
+primary_url = "host=127.0.0.1 port=$PA user=postgres dbname=postgres"
+replica_url = "host=127.0.0.1 port=$PB user=postgres dbname=postgres"
+migrate_on_start = true
+[audit]
+path = "$WORK/pg-audit.jsonl"
+[[tenants]]
+id = "demo"
+issuers = ["tessera-dev"]
+audiences = ["tessera"]
+[[tenants.keys]]
+kid = "demo-hs256"
+algorithms = ["HS256"]
+secret = "$SECRET"
+[tenants.signing_key]
+kid = "demo-hs256"
+algorithm = "HS256"
+secret = "$SECRET"
+EOF
+  }
+  # create_latency NAME CONFIG_ARGS...: 300 sequential key creations (a new content id each).
+  create_latency() {
+    local name=$1; shift
+    local svc; svc=$("$BIN" "$@" token --tenant demo --scope keys:write --scope keys:read --ttl 600)
+    python3 - "$name" "$INT" "$svc" <<'PY' | tee -a "$OUT/result.txt"
+import http.client, json, sys, time, uuid
+name, addr, token = sys.argv[1:4]
+host, port = addr.split(":")
+c = http.client.HTTPConnection(host, int(port))
+lat = []
+for i in range(300):
+    body = json.dumps({"content_id": f"create-{uuid.uuid4()}", "tracks": ["SD", "HD"]})
+    t = time.perf_counter()
+    c.request("POST", "/v1/keys", body, {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    r = c.getresponse(); r.read()
+    lat.append((time.perf_counter() - t) * 1e3)
+    assert r.status == 201, r.status
+lat.sort()
+print(f"{name:<30} key creation (2 keys), sequential: p50 {lat[149]:.2f} ms  p99 {lat[296]:.2f} ms")
+PY
+  }
+  start_pg_tessera() { # KEY_CACHE_CAPACITY
+    pg_config "$1" >"$WORK/pg.toml"
+    TESSERA_LOG_LEVEL=warn taskset -c $SERVER_CPU "$BIN" --config "$WORK/pg.toml" serve >"$WORK/tessera.out" 2>"$WORK/tessera.err" &
+    TESSERA_PID=$!
+    pids+=($TESSERA_PID)
+    wait_port $PUB
+  }
+  # Embedded, same run: licences (warm cache) and key creation.
+  start_tessera
+  KIDS=$(python3 -c '
+import base64, json, sys, uuid
+keys = json.loads(sys.argv[1])["keys"]
+print(json.dumps([base64.urlsafe_b64encode(uuid.UUID(k["kid"]).bytes).decode().rstrip("=") for k in keys]))' "$KEYS_JSON")
+  echo "== embedded: /clearkey/license, warm cache ==" >&2
+  E=$(run_wrk load-tests/clearkey.lua "http://$PUB/clearkey/license" KIDS="$KIDS")
+  create_latency "embedded"
+  stop_tessera
+  # PostgreSQL, warm cache: the same content id, so the same tokens apply.
+  start_pg_tessera 100000
+  "$BIN" --config "$WORK/pg.toml" keys --server "http://$INT" create --content-id bench-movie --track SD --track HD --track AUDIO >/dev/null
+  PG_KEYS=$("$BIN" --config "$WORK/pg.toml" keys --server "http://$INT" list --content-id bench-movie)
+  PKIDS=$(python3 -c '
+import base64, json, sys, uuid
+keys = json.loads(sys.argv[1])["keys"]
+print(json.dumps([base64.urlsafe_b64encode(uuid.UUID(k["kid"]).bytes).decode().rstrip("=") for k in keys]))' "$PG_KEYS")
+  echo "== postgres (standby reads): /clearkey/license, warm cache ==" >&2
+  W=$(run_wrk load-tests/clearkey.lua "http://$PUB/clearkey/license" KIDS="$PKIDS")
+  create_latency "postgres (remote_apply)" --config "$WORK/pg.toml"
+  stop_tessera
+  # Cold cache: every licence reads the standby.
+  start_pg_tessera 0
+  echo "== postgres (standby reads): /clearkey/license, no key cache ==" >&2
+  C=$(run_wrk load-tests/clearkey.lua "http://$PUB/clearkey/license" KIDS="$PKIDS")
+  METRICS=$(curl -s "http://$INT/metrics" | grep -E '^tessera_store_(replica_fallbacks_total|operation_duration_seconds_(sum|count)\{backend="postgres",op="get_keys")')
+  stop_tessera
+  report "postgres warm-cache licence" "$W" "embedded warm-cache licence" "$(rps_of "$E")" "none" "$METRICS"
+  report "postgres cold-cache licence" "$C" "embedded warm-cache licence" "$(rps_of "$E")" "none" "$METRICS"
 fi

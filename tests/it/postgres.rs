@@ -366,3 +366,24 @@ async fn failover_loses_no_acknowledged_key() {
     let stored: usize = rows[0].parse().unwrap();
     assert!(stored >= kids.len());
 }
+
+/// The per-datacenter examples in deploy/replication/ are valid configurations (with a tenant
+/// added: they leave tenants to deploy/config.example.toml) and read their own datacenter.
+#[test]
+fn deploy_examples_are_valid() {
+    let tenant = "\n[[tenants]]\nid = \"studio-a\"\nissuers = [\"https://idp\"]\naudiences = [\"tessera\"]\n\
+                  [[tenants.keys]]\nkid = \"k\"\nalgorithms = [\"HS256\"]\nsecret = \"0123456789abcdef0123456789abcdef\"\n";
+    for (dc, host) in [("a", "pg-a"), ("b", "pg-b"), ("c", "pg-c")] {
+        let path = format!(
+            "{}/deploy/replication/dc-{dc}.toml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap() + tenant;
+        let cfg =
+            tessera::config::Config::from_toml(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(cfg.storage.backend, "postgres");
+        let pg = &cfg.storage.postgres;
+        assert!(pg.primary_url.contains("target_session_attrs=read-write"));
+        assert!(pg.replica_url.as_deref().unwrap().contains(host), "{path}");
+    }
+}
