@@ -293,6 +293,7 @@ master_key = "$(printf '%064d' 7)"
 key_cache_capacity = $1
 [storage.postgres]
 primary_url = "host=127.0.0.1 port=$PA user=postgres dbname=postgres"
+allow_plaintext = true
 replica_url = "host=127.0.0.1 port=$PB user=postgres dbname=postgres"
 migrate_on_start = true
 [audit]

@@ -616,10 +616,11 @@ fn serve(path: Option<PathBuf>, args: ServeArgs) -> ExitCode {
             eprintln!("{DEV_BANNER}");
             tracing::warn!("dev mode: public test keys in use");
         }
+        let stop = crate::shutdown::signal();
         tracing::info!(public = %running.public_addr, internal = %running.internal_addr, "listening");
         // One machine-readable line on stdout, for scripts and tests that bind port 0.
         println!("tessera listening public={} internal={}", running.public_addr, running.internal_addr);
-        crate::shutdown::signal().await;
+        stop.await;
         tracing::info!("shutdown requested: draining");
         running.shutdown().await;
         tracing::info!("stopped");

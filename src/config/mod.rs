@@ -754,12 +754,11 @@ impl Config {
             "postgres" if self.dev_mode => {
                 return invalid("dev mode uses the embedded store".into());
             }
-            "postgres" if self.storage.postgres.primary_url.is_empty() => {
-                return invalid(
-                    "storage.backend = \"postgres\" needs storage.postgres.primary_url".into(),
-                );
+            "postgres" => {
+                if let Err(e) = self.storage.postgres.check() {
+                    return invalid(format!("storage.postgres: {e}"));
+                }
             }
-            "postgres" => {}
             other => {
                 return invalid(format!(
                     "storage.backend {other:?} is not available (expected \"embedded\" or \"postgres\")"

@@ -35,8 +35,9 @@ const LOCK_SEQUENCER: i64 = 0x7e55_e4a0_0002;
 /// How often pollers sweep for unnumbered changes.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
-/// `[storage.postgres]` (docs/configuration.md).
-#[derive(Clone, Debug, serde::Deserialize)]
+/// `[storage.postgres]` (docs/configuration.md). `Debug` leaves the URLs out (they may hold a
+/// password).
+#[derive(Clone, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PostgresConfig {
     /// Where writes go: a libpq-style URL or key-value string; list every node with
@@ -59,9 +60,73 @@ pub struct PostgresConfig {
     /// Apply pending migrations at start (otherwise a schema behind the binary refuses to
     /// start: run `tessera migrate`).
     pub migrate_on_start: bool,
-    /// PEM CA bundle to verify the servers' certificates with (TLS per the URL's
-    /// `sslmode`); the system roots when absent.
+    /// PEM CA bundle trusted for the servers' certificates, in addition to the system roots
+    /// (TLS per the URL's `sslmode`).
     pub ca_file: Option<std::path::PathBuf>,
+    /// The database password (mode 0600 file), for both URLs; keeps it out of the URLs.
+    pub password_file: Option<std::path::PathBuf>,
+    /// Accept `sslmode=prefer` or `disable` (plaintext, or TLS an attacker can strip):
+    /// only for loopback or a trusted network.
+    pub allow_plaintext: bool,
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("replica", &self.replica_url.is_some())
+            .field("primary_pool_size", &self.primary_pool_size)
+            .field("replica_pool_size", &self.replica_pool_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresConfig {
+    /// Checks the settings (URLs parse, TLS mode, timeouts), as `check-config` does.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.primary_url.is_empty() {
+            return Err("primary_url is not set".into());
+        }
+        for (name, v) in [
+            ("primary_pool_size", self.primary_pool_size as u64),
+            ("replica_pool_size", self.replica_pool_size as u64),
+            ("acquire_timeout_ms", self.acquire_timeout_ms),
+            ("connect_timeout_ms", self.connect_timeout_ms),
+            ("statement_timeout_ms", self.statement_timeout_ms),
+            ("write_timeout_ms", self.write_timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        parse_url(&self.primary_url, self).map_err(|e| format!("primary_url: {e}"))?;
+        if let Some(r) = &self.replica_url {
+            parse_url(r, self).map_err(|e| format!("replica_url: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses a URL. libpq's `sslmode=verify-ca` / `verify-full` are accepted and mean what the
+/// TLS connector always does when TLS is required: verify the chain and the host name
+/// (tokio-postgres itself only knows `disable`, `prefer` and `require`).
+fn parse_url(
+    url: &str,
+    cfg: &PostgresConfig,
+) -> std::result::Result<tokio_postgres::Config, String> {
+    let normalised = url
+        .replace("sslmode=verify-full", "sslmode=require")
+        .replace("sslmode=verify-ca", "sslmode=require");
+    let pg: tokio_postgres::Config = normalised
+        .parse()
+        .map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
+    if pg.get_ssl_mode() != tokio_postgres::config::SslMode::Require && !cfg.allow_plaintext {
+        return Err(
+            "TLS is not required (add sslmode=verify-full, or set allow_plaintext for a \
+             trusted network)"
+                .into(),
+        );
+    }
+    Ok(pg)
 }
 
 impl Default for PostgresConfig {
@@ -77,6 +142,8 @@ impl Default for PostgresConfig {
             write_timeout_ms: 10_000,
             migrate_on_start: false,
             ca_file: None,
+            password_file: None,
+            allow_plaintext: false,
         }
     }
 }
@@ -97,6 +164,7 @@ pub struct PostgresStore {
     primary: Pool,
     replica: Option<Pool>,
     write_timeout: Duration,
+    read_timeout: Duration,
     metrics: PgMetrics,
     last_sweep: Mutex<Option<Instant>>,
 }
@@ -110,10 +178,25 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 fn pool(url: &str, size: usize, cfg: &PostgresConfig) -> std::result::Result<Pool, String> {
-    let mut pg: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
-    pg.connect_timeout(Duration::from_millis(cfg.connect_timeout_ms));
+    let mut pg = parse_url(url, cfg)?;
+    if let Some(path) = &cfg.password_file {
+        let secret = crate::config::secrets::read_secret_file(path, false)?;
+        pg.password(secret.expose().trim_end());
+    }
+    let connect = Duration::from_millis(cfg.connect_timeout_ms);
+    pg.connect_timeout(connect);
+    // A fenced or partitioned primary leaves half-open connections: keepalives and a TCP
+    // user timeout close them instead of letting requests queue behind them.
+    pg.keepalives(true)
+        .keepalives_idle(Duration::from_secs(5))
+        .keepalives_interval(Duration::from_secs(2))
+        .keepalives_retries(3)
+        .tcp_user_timeout(Duration::from_millis(
+            cfg.write_timeout_ms.max(connect.as_millis() as u64),
+        ));
+    // Hosts are tried one after another, each with the connect timeout: the budget for one
+    // new connection covers them all, so a blackholed first host cannot hide the others.
+    let hosts = u32::try_from(pg.get_hosts().len().max(1)).unwrap_or(1);
     pg.options(format!(
         "-c statement_timeout={} -c idle_in_transaction_session_timeout={}",
         cfg.statement_timeout_ms,
@@ -132,8 +215,10 @@ fn pool(url: &str, size: usize, cfg: &PostgresConfig) -> std::result::Result<Poo
     let mgr = Manager::from_config(
         pg,
         tls,
+        // Verified: a connection whose last statement was abandoned (a timed-out write still
+        // waiting for its COMMIT) answers the check late and is discarded, not reused.
         ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
+            recycling_method: RecyclingMethod::Verified,
         },
     );
     let wait = Some(Duration::from_millis(cfg.acquire_timeout_ms));
@@ -141,8 +226,8 @@ fn pool(url: &str, size: usize, cfg: &PostgresConfig) -> std::result::Result<Poo
         .max_size(size.max(1))
         .runtime(Runtime::Tokio1)
         .wait_timeout(wait)
-        .create_timeout(Some(Duration::from_millis(cfg.connect_timeout_ms)))
-        .recycle_timeout(wait)
+        .create_timeout(Some(connect * hosts + Duration::from_secs(1)))
+        .recycle_timeout(Some(Duration::from_millis(cfg.acquire_timeout_ms.min(500))))
         .build()
         .map_err(|e| e.to_string())
 }
@@ -242,9 +327,7 @@ impl PostgresStore {
     /// Connects (lazily: pools open connections on first use) and checks the schema, or
     /// migrates it when `migrate_on_start`.
     pub async fn connect(cfg: &PostgresConfig) -> std::result::Result<Self, String> {
-        if cfg.primary_url.is_empty() {
-            return Err("storage.postgres.primary_url is not set".into());
-        }
+        cfg.check()?;
         if cfg.migrate_on_start {
             migrate(cfg).await?;
         }
@@ -258,6 +341,9 @@ impl PostgresStore {
             primary,
             replica,
             write_timeout: Duration::from_millis(cfg.write_timeout_ms),
+            read_timeout: Duration::from_millis(
+                cfg.statement_timeout_ms + cfg.acquire_timeout_ms + cfg.connect_timeout_ms,
+            ),
             metrics: PgMetrics {
                 fallbacks: IntCounterVec::new(
                     Opts::new(
@@ -278,10 +364,14 @@ impl PostgresStore {
             },
             last_sweep: Mutex::new(None),
         };
-        // The schema must be the binary's: read from wherever reads go.
+        for reason in ["miss", "error"] {
+            store.metrics.fallbacks.with_label_values(&[reason]);
+        }
+        // The schema must be the binary's: asked of the primary (a replica may not have
+        // replayed a migration yet), or of the replica while there is no primary.
         let want = MIGRATIONS.last().map_or(0, |(v, _)| *v);
         let have: Option<i32> = store
-            .read(|c| async move {
+            .primary_first(|c| async move {
                 let row = c
                     .query_opt(
                         "SELECT max(version) FROM tessera_schema \
@@ -312,6 +402,21 @@ impl PostgresStore {
         Ok(store)
     }
 
+    /// One bounded read on a pool.
+    async fn on<T, F, Fut>(&self, pool: &Pool, f: &F) -> Result<T>
+    where
+        F: Fn(deadpool_postgres::Object) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let run = async {
+            let c = pool.get().await.map_err(unavailable)?;
+            f(c).await
+        };
+        tokio::time::timeout(self.read_timeout, run)
+            .await
+            .map_err(|_| Error::Unavailable("the database did not answer in time".into()))?
+    }
+
     /// Runs a read on the replica, falling back to the primary when the replica fails.
     async fn read<T, F, Fut>(&self, f: F) -> Result<T>
     where
@@ -319,19 +424,30 @@ impl PostgresStore {
         Fut: std::future::Future<Output = Result<T>>,
     {
         if let Some(r) = &self.replica {
-            match r.get().await {
-                Ok(c) => match f(c).await {
-                    Ok(v) => return Ok(v),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "replica read failed; trying the primary")
-                    }
-                },
-                Err(e) => tracing::debug!(error = %e, "no replica connection; trying the primary"),
+            match self.on(r, &f).await {
+                Ok(v) => return Ok(v),
+                Err(e) => tracing::debug!(error = %e, "replica read failed; trying the primary"),
             }
             self.metrics.fallbacks.with_label_values(&["error"]).inc();
         }
-        let c = self.primary.get().await.map_err(unavailable)?;
-        f(c).await
+        self.on(&self.primary, &f).await
+    }
+
+    /// Runs a read on the primary, falling back to the replica when there is no primary:
+    /// for answers a lagging replica could get wrong (a content's key list, the schema).
+    async fn primary_first<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: Fn(deadpool_postgres::Object) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        match (self.on(&self.primary, &f).await, &self.replica) {
+            (Ok(v), _) => Ok(v),
+            (Err(e), Some(r)) => {
+                tracing::debug!(error = %e, "primary read failed; trying the replica");
+                self.on(r, &f).await
+            }
+            (Err(e), None) => Err(e),
+        }
     }
 
     async fn primary_conn(&self) -> Result<deadpool_postgres::Object> {
@@ -353,25 +469,37 @@ impl PostgresStore {
             })?
     }
 
-    /// Numbers committed, unnumbered changes (one sequencer at a time; a busy lock means
-    /// another one is at it). Best effort: failures leave rows for the next run.
-    async fn sequence(&self) {
+    /// Numbers committed, unnumbered changes, one sequencer at a time. A writer (`wait`)
+    /// queues for the lock (briefly: a sequencer already running may have started before
+    /// the writer's commit, so the writer must run after it); a sweep skips when the lock is
+    /// busy. Best effort: failures leave rows for the next run.
+    async fn sequence(&self, wait: bool) {
         let run = async {
             let mut c = self.primary_conn().await?;
             let tx = c.transaction().await.map_err(unavailable)?;
-            let locked: bool = tx
-                .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&LOCK_SEQUENCER])
-                .await
-                .map_err(unavailable)?
-                .get(0);
+            let locked: bool = if wait {
+                tx.batch_execute("SET LOCAL lock_timeout = '2s'")
+                    .await
+                    .map_err(unavailable)?;
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_SEQUENCER])
+                    .await
+                    .map_err(unavailable)?;
+                true
+            } else {
+                tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&LOCK_SEQUENCER])
+                    .await
+                    .map_err(unavailable)?
+                    .get(0)
+            };
             if locked {
                 // In id order: within one run the numbering order does not matter (the
                 // batch commits at once); across runs every number is higher.
                 tx.execute(
-                    "UPDATE tessera_changes c SET seq = n.seq FROM ( \
-                       SELECT id, nextval('tessera_change_seq') AS seq FROM ( \
-                         SELECT id FROM tessera_changes WHERE seq IS NULL ORDER BY id LIMIT 10000 \
-                       ) o) n WHERE c.id = n.id",
+                    "WITH o AS MATERIALIZED ( \
+                       SELECT id FROM tessera_changes WHERE seq IS NULL ORDER BY id LIMIT 10000 \
+                     ), n AS MATERIALIZED ( \
+                       SELECT id, nextval('tessera_change_seq') AS seq FROM o \
+                     ) UPDATE tessera_changes c SET seq = n.seq FROM n WHERE c.id = n.id",
                     &[],
                 )
                 .await
@@ -407,7 +535,12 @@ impl KeyStore for PostgresStore {
                 let mut created = Vec::with_capacity(records.len());
                 let mut revoked = Vec::with_capacity(records.len());
                 let mut sealed = Vec::with_capacity(records.len());
-                for r in &records {
+                // Rows in KID order, so two batches sharing KIDs lock them in the same order
+                // (no deadlock); the answer keeps the caller's order.
+                let mut sorted: Vec<&KeyRecord> = records.iter().collect();
+                sorted.sort_by_key(|r| r.meta.kid);
+                sorted.dedup_by_key(|r| r.meta.kid);
+                for r in sorted {
                     kids.push(r.meta.kid.as_bytes().to_vec());
                     contents.push(r.meta.content_id.as_str());
                     tracks.push(track_code(r.meta.track));
@@ -443,7 +576,8 @@ impl KeyStore for PostgresStore {
                     for row in tx
                         .query(
                             &format!(
-                                "SELECT {COLUMNS} FROM tessera_keys WHERE tenant = $1 AND kid = ANY($2)"
+                                "SELECT {COLUMNS} FROM tessera_keys WHERE tenant = $1 AND kid = ANY($2) \
+                                 ORDER BY kid FOR SHARE"
                             ),
                             &[&tenant, &old],
                         )
@@ -454,8 +588,20 @@ impl KeyStore for PostgresStore {
                         existing.insert(rec.meta.kid, rec);
                     }
                 }
-                let mut out = Vec::with_capacity(records.len());
+                let mut out: Vec<Inserted> = Vec::with_capacity(records.len());
                 for r in records {
+                    // A KID twice in one batch: the second gets the first's outcome.
+                    if let Some(first) = out.iter().find(|i| i.record.meta.kid == r.meta.kid) {
+                        let first = first.record.clone();
+                        if first.meta.content_id != r.meta.content_id || !same_key(&first, &r) {
+                            return Err(Error::Conflict(r.meta.kid));
+                        }
+                        out.push(Inserted {
+                            record: first,
+                            created: false,
+                        });
+                        continue;
+                    }
                     match existing.remove(&r.meta.kid) {
                         Some(o) if o.meta.content_id == r.meta.content_id && same_key(&o, &r) => {
                             out.push(Inserted {
@@ -469,22 +615,9 @@ impl KeyStore for PostgresStore {
                             record: r,
                             created: true,
                         }),
-                        // A KID twice in one batch: the second is the first's.
-                        None => match out.iter().find(|i| i.record.meta.kid == r.meta.kid) {
-                            Some(first) => {
-                                let first = first.record.clone();
-                                if first.meta.content_id != r.meta.content_id
-                                    || !same_key(&first, &r)
-                                {
-                                    return Err(Error::Conflict(r.meta.kid));
-                                }
-                                out.push(Inserted {
-                                    record: first,
-                                    created: false,
-                                });
-                            }
-                            None => return Err(Error::Conflict(r.meta.kid)),
-                        },
+                        // Neither inserted nor found: deleted in between (nothing deletes
+                        // keys), so refuse rather than guess.
+                        None => return Err(Error::Conflict(r.meta.kid)),
                     }
                 }
                 let fresh: Vec<&Vec<u8>> = kids.iter().filter(|k| new.contains(*k)).collect();
@@ -502,7 +635,7 @@ impl KeyStore for PostgresStore {
             })
             .await?;
         if out.iter().any(|i| i.created) {
-            self.sequence().await;
+            self.sequence(true).await;
         }
         Ok(out)
     }
@@ -535,8 +668,11 @@ impl KeyStore for PostgresStore {
         if !missing.is_empty() && self.replica.is_some() {
             // Not on the replica yet (lag), or not at all: the primary decides.
             self.metrics.fallbacks.with_label_values(&["miss"]).inc();
-            let c = self.primary_conn().await?;
-            for r in lookup(c, missing).await? {
+            let missing = &missing;
+            for r in self
+                .on(&self.primary, &|c| lookup(c, missing.clone()))
+                .await?
+            {
                 found.insert(r.meta.kid, r);
             }
         }
@@ -558,12 +694,9 @@ impl KeyStore for PostgresStore {
                 rows.iter().map(record).collect::<Result<Vec<_>>>()
             }
         };
-        let got = self.read(run).await?;
-        if got.is_empty() && self.replica.is_some() {
-            self.metrics.fallbacks.with_label_values(&["miss"]).inc();
-            return run(self.primary_conn().await?).await;
-        }
-        Ok(got)
+        // Primary first: provisioning decides from this list (a lagging replica could miss
+        // a key or show a revoked one active); the replica answers while there is no primary.
+        self.primary_first(run).await
     }
 
     async fn revoke(&self, tenant: &str, kid: KeyId, at: u64) -> Result<Option<KeyRecord>> {
@@ -607,7 +740,7 @@ impl KeyStore for PostgresStore {
             })
             .await?;
         if changed {
-            self.sequence().await;
+            self.sequence(true).await;
         }
         Ok(rec)
     }
@@ -625,7 +758,7 @@ impl KeyStore for PostgresStore {
             due
         };
         if due {
-            self.sequence().await;
+            self.sequence(false).await;
             let purge = async {
                 let c = self.primary_conn().await?;
                 c.execute(
@@ -694,7 +827,7 @@ impl KeyStore for PostgresStore {
         };
         match self.read(q).await? {
             Some(v) => Ok(Some(v)),
-            None if self.replica.is_some() => q(self.primary_conn().await?).await,
+            None if self.replica.is_some() => self.on(&self.primary, &q).await,
             None => Ok(None),
         }
     }

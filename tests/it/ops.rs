@@ -31,7 +31,9 @@ async fn metrics_count_licences_and_requests() {
     ] {
         assert!(m.contains(line), "missing {line:?} in\n{m}");
     }
-    assert!(m.contains("tessera_store_operation_duration_seconds_bucket{op=\"insert_keys\""));
+    assert!(m.contains(
+        "tessera_store_operation_duration_seconds_bucket{backend=\"embedded\",op=\"insert_keys\""
+    ));
 }
 
 #[tokio::test]

@@ -19,15 +19,26 @@ fn pg_config(primary: &str, replica: Option<&str>) -> PostgresConfig {
         connect_timeout_ms: 500,
         statement_timeout_ms: 2_000,
         write_timeout_ms: 2_000,
+        // Loopback clusters without TLS.
+        allow_plaintext: true,
         ..PostgresConfig::default()
     }
 }
 
-/// The base configuration on the PostgreSQL backend.
-fn toml(dir: &std::path::Path, primary: &str, replica: Option<&str>, poll_ms: u64) -> String {
+/// The base configuration on the PostgreSQL backend (`cache`: opened keys kept in memory;
+/// 0 makes every licence read the store).
+fn toml(
+    dir: &std::path::Path,
+    primary: &str,
+    replica: Option<&str>,
+    poll_ms: u64,
+    cache: usize,
+) -> String {
     let base = base_toml(dir).replace(
         "change_poll_interval_ms = 50\n",
-        &format!("change_poll_interval_ms = {poll_ms}\nbackend = \"postgres\"\n"),
+        &format!(
+            "change_poll_interval_ms = {poll_ms}\nbackend = \"postgres\"\nkey_cache_capacity = {cache}\n"
+        ),
     );
     let replica = replica
         .map(|r| format!("replica_url = \"{r}\"\n"))
@@ -35,13 +46,22 @@ fn toml(dir: &std::path::Path, primary: &str, replica: Option<&str>, poll_ms: u6
     format!(
         "{base}\n[storage.postgres]\nprimary_url = \"{primary}\"\n{replica}migrate_on_start = true\n\
          acquire_timeout_ms = 500\nconnect_timeout_ms = 500\nstatement_timeout_ms = 2000\n\
-         write_timeout_ms = 2000\n"
+         write_timeout_ms = 2000\nallow_plaintext = true\n"
     )
 }
 
 async fn node(primary: &str, replica: Option<&str>, poll_ms: u64) -> Server {
+    node_with_cache(primary, replica, poll_ms, 100_000).await
+}
+
+async fn node_with_cache(
+    primary: &str,
+    replica: Option<&str>,
+    poll_ms: u64,
+    cache: usize,
+) -> Server {
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let text = toml(dir.path(), primary, replica, poll_ms);
+    let text = toml(dir.path(), primary, replica, poll_ms, cache);
     Server::start_toml(dir, &text, None).await
 }
 
@@ -94,8 +114,10 @@ async fn concurrent_writers_converge_and_the_feed_is_gapless() {
             .unwrap(),
     );
     let mut tasks = Vec::new();
+    let results = Arc::new(std::sync::Mutex::new(Vec::new()));
     for w in 0..8u8 {
         let store = store.clone();
+        let results = results.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..20u8 {
                 let rec = tessera::store::KeyRecord {
@@ -109,15 +131,38 @@ async fn concurrent_writers_converge_and_the_feed_is_gapless() {
                     },
                     sealed: vec![w; 40],
                 };
-                store
+                let out = store
                     .insert_keys("t", vec![rec], tessera::store::any_key())
                     .await
                     .unwrap();
+                results
+                    .lock()
+                    .unwrap()
+                    .push(out.into_iter().next().unwrap());
             }
         }));
     }
     for t in tasks {
         t.await.unwrap();
+    }
+    let results = std::mem::take(&mut *results.lock().unwrap());
+    for i in 0..20u8 {
+        let kid = tessera::keyring::KeyId::from_bytes([i; 16]);
+        let mine: Vec<_> = results
+            .iter()
+            .filter(|r| r.record.meta.kid == kid)
+            .collect();
+        assert_eq!(mine.len(), 8);
+        assert_eq!(
+            mine.iter().filter(|r| r.created).count(),
+            1,
+            "one creator per KID"
+        );
+        assert!(
+            mine.iter()
+                .all(|r| r.record.sealed == mine[0].record.sealed),
+            "every racer got the stored value"
+        );
     }
     let feed = store.changes_since(0, 10_000).await.unwrap();
     assert_eq!(feed.len(), 20, "one creation per KID");
@@ -149,14 +194,6 @@ async fn clearkey(server: &Server, token: &str, kid: &str) -> Resp {
     server.clearkey(token, json!({"kids": [b64kid(kid)]})).await
 }
 
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Two datacenters: node A on the primary, node B reading its local synchronous standby.
 /// A key created through A is licensable at B at once (remote_apply: no fallback to the
 /// primary needed); a revocation at A reaches B through the change feed within the poll
@@ -174,10 +211,10 @@ async fn read_local_licences_and_revocations_across_datacenters() {
     let r = clearkey(&b, &token, &sd).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let m = b.metrics().await;
-    assert_eq!(
-        metric(&m, "tessera_store_replica_fallbacks_total{reason=\"miss\"}"),
-        0.0,
-        "the standby had the key when A's creation returned"
+    // The standby had the key when A's creation returned (remote_apply).
+    assert!(
+        m.contains("tessera_store_replica_fallbacks_total{reason=\"miss\"} 0"),
+        "{m}"
     );
     assert!(m.contains(
         "tessera_store_operation_duration_seconds_count{backend=\"postgres\",op=\"get_keys\"}"
@@ -213,6 +250,37 @@ async fn read_local_licences_and_revocations_across_datacenters() {
     let propagated = t.elapsed();
     assert!(propagated < Duration::from_millis(1_500), "{propagated:?}");
     println!("revocation visible at B after {propagated:?}");
+    let m = b.metrics().await;
+    assert!(
+        m.contains("tessera_store_replica_fallbacks_total{reason=\"miss\"} 0"),
+        "{m}"
+    );
+    assert!(
+        m.contains("tessera_store_replica_fallbacks_total{reason=\"error\"} 0"),
+        "{m}"
+    );
+
+    // Without its synchronous standby the primary cannot make a key durable in a second
+    // datacenter: creation is refused (503, within write_timeout_ms), never acknowledged.
+    drop(b);
+    b_db.kill();
+    let t = Instant::now();
+    let r = a
+        .keyapi(
+            "acme",
+            "POST",
+            "/v1/keys",
+            &["keys:read", "keys:write"],
+            json!({"content_id": "lonely", "tracks": ["SD"]}),
+        )
+        .await;
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.code(), "store_unavailable");
+    assert!(
+        t.elapsed() < Duration::from_millis(3_500),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 /// Failover under load: keys are created continuously through A while B serves licences;
@@ -230,7 +298,8 @@ async fn failover_loses_no_acknowledged_key() {
     );
     a_db.wait_for_sync("dc_b").await;
     let a = Arc::new(node(&both, None, 100).await);
-    let b = Arc::new(node(&both, Some(&b_db.url()), 100).await);
+    // B keeps no opened keys in memory: every licence it serves reads its standby.
+    let b = Arc::new(node_with_cache(&both, Some(&b_db.url()), 100, 0).await);
     let known = a.create_keys("acme", "known", &["SD"]).await;
     let known_kid = kid_of(&known, "SD");
     let token = player_token("acme", json!({"content_ids": ["known"]}));
@@ -360,6 +429,33 @@ async fn failover_loses_no_acknowledged_key() {
             tessera::encoding::b64_decode(r.json()["keys"][0]["key"].as_str().unwrap()).unwrap();
         assert_eq!(&stored, key, "{kid} changed value");
     }
+    // ...and licensable at B with their values: the first and the last 64 acknowledged (the
+    // last ones were created through the promoted standby), in ClearKey licences.
+    let all: Vec<&(String, Vec<u8>)> = acked.iter().collect();
+    for chunk in all.chunks(16).take(4).chain(all.rchunks(16).take(4)) {
+        let ids: Vec<&str> = chunk.iter().map(|(k, _)| k.as_str()).collect();
+        let t = player_token("acme", json!({"kids": ids}));
+        let r = b
+            .clearkey(
+                &t,
+                json!({"kids": ids.iter().map(|k| b64kid(k)).collect::<Vec<_>>()}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let mut got: Vec<String> = r.json()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["k"].as_str().unwrap().to_owned())
+            .collect();
+        let mut want: Vec<String> = chunk
+            .iter()
+            .map(|(_, key)| tessera::encoding::b64url_encode(key))
+            .collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+    }
     let rows = b_db
         .sql("SELECT count(*) FROM tessera_keys WHERE content_id LIKE 'live-%'")
         .await;
@@ -383,6 +479,8 @@ fn deploy_examples_are_valid() {
             tessera::config::Config::from_toml(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
         assert_eq!(cfg.storage.backend, "postgres");
         let pg = &cfg.storage.postgres;
+        // The URLs parse as the backend will parse them (TLS verified, timeouts set).
+        pg.check().unwrap_or_else(|e| panic!("{path}: {e}"));
         assert!(pg.primary_url.contains("target_session_attrs=read-write"));
         assert!(pg.replica_url.as_deref().unwrap().contains(host), "{path}");
     }
