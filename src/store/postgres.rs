@@ -159,6 +159,46 @@ struct PgMetrics {
     pool: IntGaugeVec,
 }
 
+/// A pooled connection for a write. It goes back to the pool only once the write finished
+/// ([`Conn::finish`]); dropped before that (an error, or `write_timeout_ms` abandoning a
+/// COMMIT still waiting for its synchronous standby) it is detached and closed, so the next
+/// write never queues behind an abandoned one.
+struct Conn {
+    obj: Option<deadpool_postgres::Object>,
+    finished: bool,
+}
+
+impl Conn {
+    fn finish(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl std::ops::Deref for Conn {
+    type Target = deadpool_postgres::Object;
+    fn deref(&self) -> &Self::Target {
+        #[expect(clippy::expect_used, reason = "only taken in drop")]
+        self.obj.as_ref().expect("connection present until drop")
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        #[expect(clippy::expect_used, reason = "only taken in drop")]
+        self.obj.as_mut().expect("connection present until drop")
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if !self.finished
+            && let Some(obj) = self.obj.take()
+        {
+            drop(deadpool_postgres::Object::take(obj));
+        }
+    }
+}
+
 /// The PostgreSQL key store.
 pub struct PostgresStore {
     primary: Pool,
@@ -215,10 +255,11 @@ fn pool(url: &str, size: usize, cfg: &PostgresConfig) -> std::result::Result<Poo
     let mgr = Manager::from_config(
         pg,
         tls,
-        // Verified: a connection whose last statement was abandoned (a timed-out write still
-        // waiting for its COMMIT) answers the check late and is discarded, not reused.
+        // Fast: only closed connections are dropped on recycling. Writes that did not finish
+        // detach their connection instead of returning it (`Conn`), and keepalives close
+        // half-open ones, so a verification round trip per checkout is not needed.
         ManagerConfig {
-            recycling_method: RecyclingMethod::Verified,
+            recycling_method: RecyclingMethod::Fast,
         },
     );
     let wait = Some(Duration::from_millis(cfg.acquire_timeout_ms));
@@ -450,10 +491,14 @@ impl PostgresStore {
         }
     }
 
-    async fn primary_conn(&self) -> Result<deadpool_postgres::Object> {
+    async fn primary_conn(&self) -> Result<Conn> {
         self.primary
             .get()
             .await
+            .map(|obj| Conn {
+                obj: Some(obj),
+                finished: false,
+            })
             .map_err(|e| Error::Unavailable(format!("no connection to the primary: {e}")))
     }
 
@@ -505,7 +550,9 @@ impl PostgresStore {
                 .await
                 .map_err(unavailable)?;
             }
-            tx.commit().await.map_err(unavailable)
+            tx.commit().await.map_err(unavailable)?;
+            c.finish();
+            Ok(())
         };
         if let Err(e) = self.write(run).await {
             tracing::debug!(error = %e, "change sequencer did not run");
@@ -631,6 +678,7 @@ impl KeyStore for PostgresStore {
                     .map_err(unavailable)?;
                 }
                 tx.commit().await.map_err(unavailable)?;
+                c.finish();
                 Ok(out)
             })
             .await?;
@@ -716,10 +764,15 @@ impl KeyStore for PostgresStore {
                     .await
                     .map_err(unavailable)?
                 else {
+                    // Nothing written: the rollback is queued on a healthy connection.
+                    drop(tx);
+                    c.finish();
                     return Ok((None, false));
                 };
                 let mut rec = record(&row)?;
                 if !rec.meta.is_active() {
+                    drop(tx);
+                    c.finish();
                     return Ok((Some(rec), false));
                 }
                 tx.execute(
@@ -735,6 +788,7 @@ impl KeyStore for PostgresStore {
                 .await
                 .map_err(unavailable)?;
                 tx.commit().await.map_err(unavailable)?;
+                c.finish();
                 rec.meta.state = KeyState::Revoked { at: u64_of(at)? };
                 Ok((Some(rec), true))
             })
@@ -760,13 +814,15 @@ impl KeyStore for PostgresStore {
         if due {
             self.sequence(false).await;
             let purge = async {
-                let c = self.primary_conn().await?;
+                let mut c = self.primary_conn().await?;
                 c.execute(
                     "DELETE FROM tessera_token_uses WHERE expires_at < $1",
                     &[&i64_of(crate::app::now_secs(), "now")?],
                 )
                 .await
-                .map_err(unavailable)
+                .map_err(unavailable)?;
+                c.finish();
+                Ok(())
             };
             if let Err(e) = self.write(purge).await {
                 tracing::debug!(error = %e, "expired token uses not purged");
@@ -834,17 +890,20 @@ impl KeyStore for PostgresStore {
 
     async fn meta_put_if_absent(&self, name: &str, value: Vec<u8>) -> Result<Vec<u8>> {
         self.write(async {
-            let c = self.primary_conn().await?;
+            let mut c = self.primary_conn().await?;
             c.execute(
                 "INSERT INTO tessera_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
                 &[&name, &value],
             )
             .await
             .map_err(unavailable)?;
-            Ok(c.query_one("SELECT value FROM tessera_meta WHERE name = $1", &[&name])
+            let value = c
+                .query_one("SELECT value FROM tessera_meta WHERE name = $1", &[&name])
                 .await
                 .map_err(unavailable)?
-                .get::<_, Vec<u8>>(0))
+                .get::<_, Vec<u8>>(0);
+            c.finish();
+            Ok(value)
         })
         .await
     }
@@ -872,16 +931,20 @@ impl KeyStore for PostgresStore {
         let max = i32::try_from(max_uses).unwrap_or(i32::MAX);
         let exp = i64_of(expires_at, "expires_at")?;
         self.write(async {
-            let c = self.primary_conn().await?;
+            let mut c = self.primary_conn().await?;
             // One statement: the first use inserts, later ones count up to the limit; a row
             // lock orders racing nodes.
             let row = c
                 .query_opt(
-                    "INSERT INTO tessera_token_uses (tenant, jti, uses, expires_at)                      VALUES ($1, $2, 1, $3) ON CONFLICT (tenant, jti) DO UPDATE                      SET uses = tessera_token_uses.uses + 1                      WHERE tessera_token_uses.uses < $4 RETURNING uses",
+                    "INSERT INTO tessera_token_uses (tenant, jti, uses, expires_at) \
+                     VALUES ($1, $2, 1, $3) ON CONFLICT (tenant, jti) DO UPDATE \
+                     SET uses = tessera_token_uses.uses + 1 \
+                     WHERE tessera_token_uses.uses < $4 RETURNING uses",
                     &[&tenant, &jti, &exp, &max],
                 )
                 .await
                 .map_err(unavailable)?;
+            c.finish();
             Ok(Some(row.is_some()))
         })
         .await
