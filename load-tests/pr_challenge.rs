@@ -45,7 +45,9 @@ fn main() {
     std::fs::create_dir_all(out).expect("OUT_DIR");
     let (mut la, mut data) = (0, 0);
     for k in 0..count {
-        let c = device.challenge(&server, &wrm, None).unwrap();
+        let c = device
+            .challenge(&server, &wrm, None, tessera::app::now_secs())
+            .unwrap();
         let parsed = challenge::parse(c.as_bytes()).unwrap();
         la = parsed.la.len();
         data = parsed.encrypted_data.len() - 16;

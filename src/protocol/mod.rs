@@ -1,6 +1,7 @@
 //! Wire protocols, one folder each: a pure codec (no tokio, hyper, store or clock: STYLE P1)
 //! and a thin handler that does the I/O through [`crate::app::App`].
 
+pub mod chain_cache;
 pub mod clearkey;
 pub mod cpix;
 pub mod fairplay;

@@ -523,7 +523,9 @@ async fn malformed_and_hostile_challenges_get_faults() {
     };
 
     // The simulator's challenge works (the baseline for the negatives below).
-    let ok = device.challenge(&server_key, &wrm, None).unwrap();
+    let ok = device
+        .challenge(&server_key, &wrm, None, now() as u64)
+        .unwrap();
     let r = post(ok.clone(), true).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let opened = device.open_response(&r.body).unwrap();
@@ -563,11 +565,22 @@ async fn malformed_and_hostile_challenges_get_faults() {
     // A challenge signed by a key that is not the device certificate's.
     let mut impostor = Device::from_prd(&std::fs::read(&prd).unwrap()).unwrap();
     impostor.sign = tessera::crypto::ecc::EccPrivateKey::generate().unwrap();
-    let r = post(impostor.challenge(&server_key, &wrm, None).unwrap(), true).await;
+    let r = post(
+        impostor
+            .challenge(&server_key, &wrm, None, now() as u64)
+            .unwrap(),
+        true,
+    )
+    .await;
     assert_eq!(code(&r), "device_key_mismatch");
     // A WRMHEADER version nobody wrote.
     let v9 = device
-        .challenge(&server_key, &wrm.replace("4.3.0.0", "9.0.0.0"), None)
+        .challenge(
+            &server_key,
+            &wrm.replace("4.3.0.0", "9.0.0.0"),
+            None,
+            now() as u64,
+        )
         .unwrap();
     let r = post(v9, true).await;
     assert_eq!(code(&r), "request_invalid");

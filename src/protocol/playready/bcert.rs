@@ -18,10 +18,8 @@
 use crate::crypto::ecc::{self, EccPrivateKey, Point};
 use crate::crypto::sha256;
 use crate::license::policy::SecurityLevel;
-use dashmap::DashMap;
 use std::collections::HashSet;
 use std::ops::Range;
-use std::sync::Arc;
 
 /// Most certificates in a chain (§2.6).
 pub const MAX_CHAIN: usize = 6;
@@ -545,20 +543,13 @@ pub struct TrustConfig {
 }
 
 /// A chain that verified, and whether it came from the cache.
-#[derive(Debug)]
-pub struct Verified {
-    /// The device.
-    pub device: Arc<Device>,
-    digest: [u8; 32],
-    cached: bool,
-}
+pub type Verified = crate::protocol::chain_cache::Verified<Device>;
 
 /// Verifies device chains and caches the verified ones.
 #[derive(Debug)]
 pub struct Trust {
     config: TrustConfig,
-    cache: DashMap<[u8; 32], Arc<Device>>,
-    cache_capacity: usize,
+    cache: crate::protocol::chain_cache::ChainCache<Device>,
 }
 
 impl Trust {
@@ -566,56 +557,27 @@ impl Trust {
     pub fn new(config: TrustConfig, cache_capacity: usize) -> Self {
         Self {
             config,
-            cache: DashMap::new(),
-            cache_capacity: cache_capacity.max(1),
+            cache: crate::protocol::chain_cache::ChainCache::new(cache_capacity),
         }
     }
 
     /// Verifies a device chain at time `now` (from the cache when these exact bytes
     /// verified before), that `sign_key` is its SIGN key, then expiry and revocation.
     pub fn verify(&self, chain: &[u8], sign_key: &Point, now: u64) -> Result<Verified, Error> {
-        let digest = sha256(chain);
-        let cached = self.cache.get(&digest).map(|d| d.clone());
-        let verified = match cached {
-            Some(device) => {
-                if !crate::crypto::ct_eq(&device.sign_key, sign_key) {
-                    return Err(Error::KeyMismatch);
-                }
-                Verified {
-                    device,
-                    digest,
-                    cached: true,
-                }
-            }
-            None => Verified {
-                device: Arc::new(verify_chain(
-                    chain,
-                    &self.config.roots,
-                    cert_type::DEVICE,
-                    Some(sign_key),
-                )?),
-                digest,
-                cached: false,
-            },
-        };
+        let verified = self.cache.get_or_verify(chain, || {
+            verify_chain(chain, &self.config.roots, cert_type::DEVICE, Some(sign_key))
+        })?;
+        // A cached chain was verified with the key of the challenge that cached it.
+        if !crate::crypto::ct_eq(&verified.device.sign_key, sign_key) {
+            return Err(Error::KeyMismatch);
+        }
         self.admit(&verified.device, now)?;
         Ok(verified)
     }
 
     /// Caches a verified chain; call once the device has proved possession of its key.
     pub fn remember(&self, v: &Verified) {
-        if v.cached {
-            return;
-        }
-        if self.cache.len() >= self.cache_capacity {
-            // Evict one entry (whichever the map yields first): bounded, no LRU bookkeeping
-            // on the hot path.
-            let victim = self.cache.iter().next().map(|e| *e.key());
-            if let Some(k) = victim {
-                self.cache.remove(&k);
-            }
-        }
-        self.cache.insert(v.digest, v.device.clone());
+        self.cache.remember(v);
     }
 
     fn admit(&self, d: &Device, now: u64) -> Result<(), Error> {
@@ -1001,9 +963,9 @@ mod tests {
             2,
         );
         let v = t.verify(&f.chain, f.sign.public(), 1_000).unwrap();
-        assert!(!v.cached);
+        assert!(!v.cached());
         t.remember(&v);
-        assert!(t.verify(&f.chain, f.sign.public(), 1_000).unwrap().cached);
+        assert!(t.verify(&f.chain, f.sign.public(), 1_000).unwrap().cached());
         assert_eq!(
             t.verify(&f.chain, f.sign.public(), 2_000_000_000)
                 .unwrap_err(),

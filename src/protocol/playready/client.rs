@@ -32,12 +32,14 @@ fn escape(s: &str) -> String {
 }
 
 impl Device {
-    /// A challenge for `wrmheader` (the header XML), encrypted to `server`.
+    /// A challenge for `wrmheader` (the header XML), encrypted to `server`, stamped with
+    /// `client_time` (Unix seconds).
     pub fn challenge(
         &self,
         server: &Point,
         wrmheader: &str,
         custom_data: Option<&str>,
+        client_time: u64,
     ) -> Result<String, Error> {
         // The session point: a random point, whose X is IV‖key.
         let session = EccPrivateKey::generate()?;
@@ -69,7 +71,7 @@ impl Device {
         let la = format!(
             "<LA xmlns=\"{NS_P}\" Id=\"SignedData\" xml:space=\"preserve\"><Version>{version}</Version><ContentHeader>{wrmheader}</ContentHeader><CLIENTINFO><CLIENTVERSION>10.0.16384.10011</CLIENTVERSION></CLIENTINFO>{custom}<LicenseNonce>{}</LicenseNonce><ClientTime>{}</ClientTime><EncryptedData xmlns=\"{NS_ENC}\" Type=\"http://www.w3.org/2001/04/xmlenc#Element\"><EncryptionMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#aes128-cbc\"></EncryptionMethod><KeyInfo xmlns=\"{NS_DS}\"><EncryptedKey xmlns=\"{NS_ENC}\"><EncryptionMethod Algorithm=\"http://schemas.microsoft.com/DRM/2007/03/protocols#ecc256\"></EncryptionMethod><KeyInfo xmlns=\"{NS_DS}\"><KeyName>WMRMServer</KeyName></KeyInfo><CipherData><CipherValue>{}</CipherValue></CipherData></EncryptedKey></KeyInfo><CipherData><CipherValue>{}</CipherValue></CipherData></EncryptedData></LA>",
             b64_encode(&nonce),
-            crate::app::now_secs(),
+            client_time,
             b64_encode(&encrypted_key),
             b64_encode(&cipher),
         );
@@ -131,7 +133,12 @@ mod tests {
             Some("https://x/playready/license"),
         );
         let soap = dev
-            .challenge(server.public(), &header, Some("<Token>a.b.c</Token>"))
+            .challenge(
+                server.public(),
+                &header,
+                Some("<Token>a.b.c</Token>"),
+                1_800_000_000,
+            )
             .unwrap();
         let c = challenge::parse(soap.as_bytes()).unwrap();
         c.verify().unwrap();

@@ -12,12 +12,9 @@
 use super::pb;
 use super::pb::drm_certificate::Type as CertType;
 use crate::crypto::rsa::{PssHash, RsaPublicKey};
-use crate::crypto::sha256;
 use crate::license::policy::SecurityLevel;
-use dashmap::DashMap;
 use prost::Message;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 /// Longest chain accepted (leaf, intermediates, up to the root's signature).
 const MAX_DEPTH: usize = 4;
@@ -103,20 +100,13 @@ pub struct TrustConfig {
 }
 
 /// A chain that verified, and whether it came from the cache.
-#[derive(Debug)]
-pub struct Verified {
-    /// The device.
-    pub device: Arc<Device>,
-    digest: [u8; 32],
-    cached: bool,
-}
+pub type Verified = crate::protocol::chain_cache::Verified<Device>;
 
 /// Verifies chains and caches the verified ones.
 #[derive(Debug)]
 pub struct Trust {
     config: TrustConfig,
-    cache: DashMap<[u8; 32], Arc<Device>>,
-    cache_capacity: usize,
+    cache: crate::protocol::chain_cache::ChainCache<Device>,
 }
 
 impl Trust {
@@ -124,8 +114,7 @@ impl Trust {
     pub fn new(config: TrustConfig, cache_capacity: usize) -> Self {
         Self {
             config,
-            cache: DashMap::new(),
-            cache_capacity,
+            cache: crate::protocol::chain_cache::ChainCache::new(cache_capacity),
         }
     }
 
@@ -145,20 +134,9 @@ impl Trust {
             return Err(Error::NoCertificate);
         }
         let token = client.token.as_deref().ok_or(Error::NoCertificate)?;
-        let digest = sha256(token);
-        let cached = self.cache.get(&digest).map(|d| d.clone());
-        let verified = match cached {
-            Some(device) => Verified {
-                device,
-                digest,
-                cached: true,
-            },
-            None => Verified {
-                device: Arc::new(verify_chain(token, &self.config.roots)?),
-                digest,
-                cached: false,
-            },
-        };
+        let verified = self
+            .cache
+            .get_or_verify(token, || verify_chain(token, &self.config.roots))?;
         let d = &verified.device;
         self.admit(d.system_id, &d.serials, d.expires_at, now)?;
         Ok(verified)
@@ -166,18 +144,7 @@ impl Trust {
 
     /// Caches a verified chain; call once the device has proved possession of its key.
     pub fn remember(&self, v: &Verified) {
-        if v.cached {
-            return;
-        }
-        if self.cache.len() >= self.cache_capacity {
-            // Evict one entry (whichever the map yields first): bounded, no LRU bookkeeping
-            // on the hot path, and no wholesale flush a client could trigger.
-            let victim = self.cache.iter().next().map(|e| *e.key());
-            if let Some(k) = victim {
-                self.cache.remove(&k);
-            }
-        }
-        self.cache.insert(v.digest, v.device.clone());
+        self.cache.remember(v);
     }
 
     /// Expiry and revocation of a device (also applied to renewals, from the sealed state).
@@ -388,12 +355,12 @@ mod tests {
         );
         assert_eq!(t.level(d.system_id), SecurityLevel::SwSecureDecode);
         assert!(
-            !t.verify(&c, 1_700_000_000).unwrap().cached,
+            !t.verify(&c, 1_700_000_000).unwrap().cached(),
             "not before remember"
         );
         t.remember(&v);
         let again = t.verify(&c, 1_700_000_000).unwrap();
-        assert!(again.cached && Arc::ptr_eq(&d, &again.device));
+        assert!(again.cached() && std::sync::Arc::ptr_eq(&d, &again.device));
         assert_eq!(
             t.verify(&c, 1_800_000_000).unwrap_err(),
             Error::Expired,
