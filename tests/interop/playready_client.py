@@ -143,6 +143,53 @@ def tamper_challenge(challenge, mode, signing_key):
     return challenge  # "wmrm": the change is leaving override #1 out
 
 
+# pyplayready 0.8.5 writes integers with `Util.to_bytes`, which drops leading zero bytes two at a
+# time instead of padding to the field size. Real clients always write 32 bytes per value, and
+# Tessera refuses a short value as malformed (unit-tested in src/protocol/playready/challenge.rs:
+# which coordinate is short cannot be told). The harness works around the client's defect
+# without changing what it sends:
+#  - keys pyplayready generates (device keys in create-device, the session's XmlKey) are drawn
+#    again until every value is full width (one key in about 21,800 is not);
+#  - a challenge whose ElGamal session key came out short (one in about 16,400: the randomness
+#    is inside pyplayready's ElGamal) is rebuilt with a fresh session; the output reports it.
+KEY_DRAWS = 64
+CHALLENGE_ATTEMPTS = 8
+
+
+def full_width_key_generation():
+    from pyplayready.crypto.ecc_key import ECCKey
+
+    original = ECCKey.generate.__func__
+
+    def generate(cls):
+        for _ in range(KEY_DRAWS):
+            key = original(cls)
+            if len(key.private_bytes()) == 32 and len(key.public_bytes()) == 64:
+                return key
+        raise RuntimeError(f"no full-width P-256 key in {KEY_DRAWS} draws")
+
+    ECCKey.generate = classmethod(generate)
+
+
+def session_key_length(challenge):
+    """Length of the ElGamal session key: the first CipherValue (KeyInfo precedes CipherData)."""
+    m = re.search(r"<CipherValue>([^<]*)</CipherValue>", challenge)
+    return len(base64.b64decode(m.group(1))) if m else None
+
+
+def build_challenge(cdm, header, args):
+    """(session id, challenge, rebuilds) with a full-width session key."""
+    rev_lists = RevocationList.SupportedListIds if args.rev_lists else None
+    for attempt in range(CHALLENGE_ATTEMPTS):
+        sid = cdm.open()
+        challenge = cdm.get_license_challenge(sid, header, rev_lists=rev_lists,
+                                              custom_data=args.custom_data)
+        if session_key_length(challenge) == 128:
+            return sid, challenge, attempt
+        cdm.close(sid)
+    raise RuntimeError(f"no well-formed challenge in {CHALLENGE_ATTEMPTS} attempts")
+
+
 def local(tag):
     return tag.rsplit("}", 1)[-1]
 
@@ -180,10 +227,7 @@ def cmd_license(args):
         if args.tamper != "wmrm":
             x, y = p256_public_pem(args.server_key)
             cdm._wmrm_key = Point(x, y, Curve.get_curve("secp256r1"))  # override #1
-        sid = cdm.open()
-        challenge = cdm.get_license_challenge(
-            sid, header, rev_lists=RevocationList.SupportedListIds if args.rev_lists else None,
-            custom_data=args.custom_data)
+        sid, challenge, rebuilt = build_challenge(cdm, header, args)
         challenge = tamper_challenge(challenge, args.tamper, cdm.signing_key)
     except Exception as e:  # noqa: BLE001 - reported, not hidden
         return emit({"stage": "challenge", "error": f"{type(e).__name__}: {e}"}, 2)
@@ -194,7 +238,8 @@ def cmd_license(args):
         return emit({"stage": "http", "error": f"{type(e).__name__}: {e}"}, 2)
     if status != 200:
         text = body.decode("utf-8", "replace")
-        return emit({"http_status": status, "fault": soap_fault(body), "body": text[:2000]},
+        return emit({"http_status": status, "fault": soap_fault(body), "body": text[:2000],
+                     "challenge_rebuilds": rebuilt},
                     0 if args.expect_fault else 1)
 
     try:
@@ -209,7 +254,7 @@ def cmd_license(args):
     out = {"keys": [{"kid": str(k.key_id), "key": k.key.hex(), "key_type": k.key_type.value,
                      "cipher_type": k.cipher_type.value, "key_length": k.key_length}
                     for k in keys],
-           "signed": signed}
+           "signed": signed, "challenge_rebuilds": rebuilt}
     if args.expect_fault:
         out["http_status"] = 200
         return emit(out, 1)
@@ -322,6 +367,7 @@ def parser():
 
 def main():
     args = parser().parse_args()
+    full_width_key_generation()
     # pyplayready keeps revocation-list state under the platformdirs user data dir: keep it
     # out of the home directory and discard it with the run.
     with tempfile.TemporaryDirectory(prefix="pyplayready-data-") as data_home:

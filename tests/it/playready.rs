@@ -317,7 +317,7 @@ async fn pyplayready_refusals() {
         (&model, "device_revoked"),
     ] {
         let (_, r) = license(&server, &root, device, &sd_only, &t).await;
-        assert_eq!(refused(&r), (want.to_owned(), service.clone()));
+        assert_eq!(refused(&r), (want.to_owned(), service.clone()), "{r}");
     }
     for (mode, want) in [
         ("la", "challenge_signature_invalid"),
@@ -333,7 +333,11 @@ async fn pyplayready_refusals() {
             &[&t[..], &["--tamper", mode]].concat(),
         )
         .await;
-        assert_eq!(refused(&r), (want.to_owned(), invalid.clone()), "{mode}");
+        assert_eq!(
+            refused(&r),
+            (want.to_owned(), invalid.clone()),
+            "{mode}: {r}"
+        );
     }
     // Not entitled, and an expired token.
     let (_, r) = license(&server, &root, &good, &pssh(&[&hd], AlgId::AesCtr), &t).await;

@@ -458,6 +458,17 @@ mod tests {
         );
         // The digest was over the one-line original, not this pretty-printed copy.
         assert_eq!(c.verify().unwrap_err(), Error::Digest);
+        // A session key with a coordinate's leading zero bytes dropped (pyplayready 0.8.5 does
+        // that about once in 16,384 challenges) is malformed: which coordinate is short cannot
+        // be told, and real clients always write 32 bytes each.
+        let short = fixed.replace(
+            &crate::encoding::b64_encode(&[3; 128]),
+            &crate::encoding::b64_encode(&[3; 126]),
+        );
+        assert_eq!(
+            parse(short.as_bytes()).unwrap_err(),
+            Error::Malformed("the session key is not 128 bytes")
+        );
     }
 
     #[test]
