@@ -179,6 +179,11 @@ impl RsaPublicKey {
 
     /// Verifies an RSASSA-PSS signature (MGF1 with the same digest, salt 20).
     pub fn verify_pss(&self, hash: PssHash, msg: &[u8], sig: &[u8]) -> bool {
+        // RFC 8017 §8.1.2 step 1: the signature is exactly k bytes. OpenSSL accepts a shorter
+        // one whose leading zero bytes were dropped (for PGP); a wire format has one encoding.
+        if sig.len() != self.0.size() {
+            return false;
+        }
         if hash == PssHash::Sha1 {
             // The per-request case (request signatures): a pooled context.
             let digest = openssl::sha::sha1(msg);
@@ -415,7 +420,17 @@ mod tests {
         assert!(public.verify_pss(PssHash::Sha1, b"message", &sig));
         assert!(!public.verify_pss(PssHash::Sha1, b"messagf", &sig));
         assert!(!public.verify_pss(PssHash::Sha256, b"message", &sig));
-        assert!(!public.verify_pss(PssHash::Sha1, b"message", &sig[1..]));
+        // Cut at the end: a signature whose first byte is zero (1 in ~185 keys) is the same
+        // number without it, refused only by the length check.
+        assert!(!public.verify_pss(PssHash::Sha1, b"message", &sig[..sig.len() - 1]));
+        // A signature that does start with a zero byte (PSS is randomised: about 1 in 128 to
+        // 256 signatures) verifies whole and is refused without that byte.
+        let zero_first = (0..10_000)
+            .map(|_| key.sign_pss_sha1(b"message").unwrap())
+            .find(|s| s[0] == 0)
+            .unwrap();
+        assert!(public.verify_pss(PssHash::Sha1, b"message", &zero_first));
+        assert!(!public.verify_pss(PssHash::Sha1, b"message", &zero_first[1..]));
         // Pooled contexts stay good after failures, and across threads.
         assert!(public.verify_pss(PssHash::Sha1, b"message", &sig));
         std::thread::scope(|s| {

@@ -18,8 +18,8 @@ from uuid import UUID
 
 from pywidevine.cdm import Cdm
 from pywidevine.device import Device
-from pywidevine.license_protocol_pb2 import (DrmCertificate, SignedDrmCertificate,
-                                             WidevinePsshData)
+from pywidevine.license_protocol_pb2 import (DrmCertificate, LicenseRequest, SignedDrmCertificate,
+                                             SignedMessage, WidevinePsshData)
 from pywidevine.pssh import PSSH
 
 
@@ -68,10 +68,14 @@ def main():
     pssh = PSSH.new(system_id=PSSH.SystemId.Widevine, init_data=data)
     challenge = cdm.get_license_challenge(sid, pssh, args.license_type, privacy_mode=args.privacy)
     if args.tamper:
-        # Inside SignedMessage.msg: the request_time varint near the end of the message.
-        challenge = bytearray(challenge)
-        challenge[len(challenge) - 270] ^= 0x01
-        challenge = bytes(challenge)
+        # Inside the signed SignedMessage.msg: request_time one second later, the signature
+        # kept. Through protobuf, not a byte offset: field offsets move with the varint
+        # lengths of pywidevine's random values.
+        signed = SignedMessage.FromString(challenge)
+        request = LicenseRequest.FromString(signed.msg)
+        request.request_time += 1
+        signed.msg = request.SerializeToString()
+        challenge = signed.SerializeToString()
     status, body = post(args.url, challenge, args.token)
     out.update({"stage": "license", "status": status})
     if status != 200:

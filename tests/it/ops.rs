@@ -451,7 +451,13 @@ async fn in_flight_requests_finish_during_drain() {
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let app = running.app.clone();
     let drain = tokio::spawn(running.shutdown());
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Polled, not slept on: the shutdown task may start late on a loaded machine.
+    for _ in 0..250 {
+        if *app.phase.borrow() == tessera::app::Phase::Draining {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(*app.phase.borrow(), tessera::app::Phase::Draining);
     assert!(
         !drain.is_finished(),

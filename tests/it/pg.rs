@@ -108,9 +108,8 @@ impl Cluster {
                 .arg(&data);
             c
         });
-        let port = free_port();
         let mut conf = format!(
-            "\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
+            "\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
              wal_level = replica\nmax_wal_senders = 10\nhot_standby = on\n\
              synchronous_commit = remote_apply\nfsync = off\nfull_page_writes = off\n",
             dir.path().display()
@@ -123,13 +122,34 @@ impl Cluster {
             &data.join("pg_hba.conf"),
             "\nhost all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n",
         );
-        let c = Self {
-            port,
-            data,
-            _dir: dir,
-        };
-        c.start();
-        c
+        Self::start_on_a_free_port(data, dir)
+    }
+
+    /// Starts a new cluster on a free port. The port is free when picked, but a test running
+    /// in parallel may bind it before the server does: then another port is tried.
+    fn start_on_a_free_port(data: PathBuf, dir: tempfile::TempDir) -> Self {
+        let log = data.join("server.log");
+        for _ in 0..5 {
+            let port = free_port();
+            // The last `port` line of postgresql.conf wins.
+            append(&data.join("postgresql.conf"), &format!("\nport = {port}\n"));
+            let out = pg_ctl_start(&data).output().unwrap();
+            if out.status.success() {
+                return Self {
+                    port,
+                    data,
+                    _dir: dir,
+                };
+            }
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            assert!(
+                text.contains("could not bind") || text.contains("already in use"),
+                "pg_ctl start failed:\n{}\n{text}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let _ = std::fs::remove_file(&log);
+        }
+        panic!("no free port for PostgreSQL in 5 attempts");
     }
 
     /// A streaming standby of `primary`, named `name` (its `application_name`).
@@ -143,11 +163,10 @@ impl Cluster {
                 .arg(&data);
             c
         });
-        let port = free_port();
         append(
             &data.join("postgresql.conf"),
             &format!(
-                "\nport = {port}\nunix_socket_directories = '{}'\ncluster_name = '{name}'\n",
+                "\nunix_socket_directories = '{}'\ncluster_name = '{name}'\n",
                 dir.path().display()
             ),
         );
@@ -158,25 +177,7 @@ impl Cluster {
                 primary.port
             ),
         );
-        let c = Self {
-            port,
-            data,
-            _dir: dir,
-        };
-        c.start();
-        c
-    }
-
-    fn start(&self) {
-        run({
-            let mut c = tool("pg_ctl");
-            c.arg("-D")
-                .arg(&self.data)
-                .arg("-l")
-                .arg(self.data.join("server.log"))
-                .args(["-w", "-t", "60", "start"]);
-            c
-        });
+        Self::start_on_a_free_port(data, dir)
     }
 
     /// Stops the cluster at once, as a crash would (no checkpoint, connections cut).
@@ -282,4 +283,14 @@ fn append(path: &Path, text: &str) {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
     f.write_all(text.as_bytes()).unwrap();
+}
+
+fn pg_ctl_start(data: &Path) -> Command {
+    let mut c = tool("pg_ctl");
+    c.arg("-D")
+        .arg(data)
+        .arg("-l")
+        .arg(data.join("server.log"))
+        .args(["-w", "-t", "60", "start"]);
+    c
 }

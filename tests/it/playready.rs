@@ -17,19 +17,64 @@ use tessera::protocol::playready::provision::Device;
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
 /// `tessera devices playready` with `args`; returns its JSON summary.
+///
+/// pyplayready 0.8.5 re-encodes the keys it loads with `Util.to_bytes`, which drops leading
+/// zero bytes (two at a time): for a key whose d, x or y starts with two zero bytes (one in
+/// about 10,900) it writes a short public key into challenges and compares short bytes with
+/// full-width ones in licences, and fails. That is the client's defect, so the command is run
+/// again (its outputs removed) until every key pyplayready will load is full width. What
+/// Tessera makes and what the client sends are unchanged.
 fn tessera_devices(args: &[&str]) -> Value {
-    let out = Command::new(BIN)
-        .args(["devices", "playready"])
-        .args(args)
-        .env_remove("TESSERA_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let value_of = |flag: &str| {
+        args.iter()
+            .position(|a| *a == flag)
+            .map(|i| Path::new(args[i + 1]).to_path_buf())
+    };
+    let (new_root, out, group_out) = (
+        value_of("--new-root"),
+        value_of("--out"),
+        value_of("--group-out"),
     );
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    let full_width = |v: &[u8]| v.chunks(32).all(|c| c[..2] != [0, 0]);
+    for _ in 0..8 {
+        let run = Command::new(BIN)
+            .args(["devices", "playready"])
+            .args(args)
+            .env_remove("TESSERA_CONFIG")
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        if let Some(prd) = &out {
+            let device = Device::from_prd(&std::fs::read(prd).unwrap()).unwrap();
+            for k in [&device.sign, &device.encrypt] {
+                keys.push(k.scalar().to_vec());
+                keys.push(k.public().to_vec());
+            }
+        }
+        if let Some(dir) = &group_out {
+            let d: [u8; 32] = std::fs::read(dir.join("zgpriv.dat")).unwrap()[..32]
+                .try_into()
+                .unwrap();
+            let group = tessera::crypto::ecc::EccPrivateKey::from_scalar(&d).unwrap();
+            keys.push(d.to_vec());
+            keys.push(group.public().to_vec());
+        }
+        if keys.iter().all(|k| full_width(k)) {
+            return serde_json::from_slice(&run.stdout).unwrap_or(Value::Null);
+        }
+        for path in [&new_root, &group_out].into_iter().flatten() {
+            std::fs::remove_dir_all(path).unwrap();
+        }
+        if let Some(prd) = &out {
+            std::fs::remove_file(prd).unwrap();
+        }
+    }
+    panic!("no device with full-width keys in 8 attempts");
 }
 
 /// `[playready]` with `dir`'s root, server key and signing chain, plus `extra` lines.
@@ -233,21 +278,28 @@ async fn pyplayready_gets_exactly_the_entitled_keys() {
     );
 
     // Every release is audited with the device it went to; metrics count the licences.
-    let audit = std::fs::read_to_string(server.dir.path().join("audit.jsonl")).unwrap();
+    // The audit writer is a thread of its own: poll until it caught up.
     let device = format!(
         "\"device\":\"playready:{}\"",
         summary["cert_id"].as_str().unwrap()
     );
-    assert_eq!(
+    let releases = |audit: &str| {
         audit
             .lines()
-            .filter(|l| l.contains("\"key.release\"")
-                && l.contains("\"playready\"")
-                && l.contains(&device))
-            .count(),
-        4,
-        "{audit}"
-    );
+            .filter(|l| {
+                l.contains("\"key.release\"") && l.contains("\"playready\"") && l.contains(&device)
+            })
+            .count()
+    };
+    let mut audit = String::new();
+    for _ in 0..100 {
+        audit = std::fs::read_to_string(server.dir.path().join("audit.jsonl")).unwrap_or_default();
+        if releases(&audit) >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(releases(&audit), 4, "{audit}");
     assert!(
         server
             .metrics()
@@ -558,7 +610,8 @@ async fn malformed_and_hostile_challenges_get_faults() {
     let deep = "<a>".repeat(5000) + &"</a>".repeat(5000);
     let r = post(deep, true).await;
     assert_eq!((r.status, code(&r).as_str()), (500, "request_invalid"));
-    assert!(t.elapsed() < std::time::Duration::from_secs(2));
+    // Generous for a loaded 2-core machine; an expanding parser would take minutes.
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
     // Oversized, by declared length and by streamed bytes.
     assert_eq!(
         status_for_declared_length(&server.public, "/playready/license", &[], 10 << 20).await,
