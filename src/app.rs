@@ -373,8 +373,19 @@ impl App {
             meta: rec.meta,
             key,
         });
-        self.cache.insert(tenant, cached.clone());
-        Ok(cached)
+        if self.cache.insert(tenant, cached.clone()) {
+            return Ok(cached);
+        }
+        // The change feed said revoked and the store's copy is active: a replica behind the
+        // feed (which may come from the primary). The revocation wins. Its time is in a row
+        // this replica has not replayed yet; when this node learnt of it stands in.
+        Ok(Arc::new(CachedKey {
+            meta: crate::keyring::KeyMeta {
+                state: crate::keyring::KeyState::Revoked { at: now_secs() },
+                ..cached.meta.clone()
+            },
+            key: cached.key.clone(),
+        }))
     }
 
     /// Verifies a player token and resolves its entitlement; sets `ctx.tenant`.
@@ -538,6 +549,19 @@ impl App {
                     if n < 1000 {
                         return Ok(cursor);
                     }
+                }
+                // Changes this node never saw were deleted (it was cut off for longer than
+                // the retention): any cached key may have been revoked since, so only the
+                // revocation marks are kept and the rest is read again from the store.
+                Err(store::Error::FeedTruncated { resume_at }) => {
+                    tracing::warn!(
+                        cursor,
+                        resume_at,
+                        "change feed pruned past this node's cursor; dropping cached keys"
+                    );
+                    self.cache.drop_active();
+                    self.metrics.change_feed_resets.inc();
+                    cursor = resume_at;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "change feed poll failed");

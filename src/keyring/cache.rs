@@ -60,10 +60,13 @@ impl KeyCache {
 
     /// Inserts a key, evicting some other entry when full. Eviction picks an arbitrary entry:
     /// cheap, and adequate because a miss costs one store read, not correctness. An active
-    /// copy never replaces a revoked entry (check and insert are atomic on the shard).
-    pub fn insert(&self, tenant: u32, key: Arc<CachedKey>) {
+    /// copy never replaces a revoked entry (check and insert are atomic on the shard): then
+    /// this returns false, and the caller must treat the key as revoked, whatever the store
+    /// (a replica behind the change feed) said.
+    #[must_use = "false means the key is known to be revoked"]
+    pub fn insert(&self, tenant: u32, key: Arc<CachedKey>) -> bool {
         if self.capacity == 0 {
-            return;
+            return true;
         }
         if self.map.len() >= self.capacity {
             let victim = self.map.iter().next().map(|e| *e.key());
@@ -78,14 +81,16 @@ impl KeyCache {
                     Slot::Revoked => true,
                     Slot::Key(k) => !k.meta.is_active(),
                 };
-                if !(active && revoked) {
-                    e.insert(Slot::Key(key));
+                if active && revoked {
+                    return false;
                 }
+                e.insert(Slot::Key(key));
             }
             Entry::Vacant(e) => {
                 e.insert(Slot::Key(key));
             }
         }
+        true
     }
 
     /// Marks a key revoked (local revocation, or a revocation seen on the change feed).
@@ -93,6 +98,15 @@ impl KeyCache {
         if self.capacity > 0 {
             self.map.insert((tenant, *kid), Slot::Revoked);
         }
+    }
+
+    /// Drops every opened key and keeps the revocation marks: for a node that may have
+    /// missed revocations (the change feed was pruned past its cursor).
+    pub fn drop_active(&self) {
+        self.map.retain(|_, slot| match slot {
+            Slot::Revoked => true,
+            Slot::Key(k) => !k.meta.is_active(),
+        });
     }
 
     /// Drops an entry (tests and administrative eviction).
@@ -137,9 +151,9 @@ mod tests {
     #[test]
     fn bounded_and_tenant_scoped() {
         let cache = KeyCache::new(2);
-        cache.insert(0, key(1));
-        cache.insert(0, key(2));
-        cache.insert(0, key(3));
+        assert!(cache.insert(0, key(1)));
+        assert!(cache.insert(0, key(2)));
+        assert!(cache.insert(0, key(3)));
         assert_eq!(cache.len(), 2);
         assert!(cache.get(0, &KeyId::from_bytes([3; 16])).is_some());
         assert!(
@@ -155,16 +169,38 @@ mod tests {
     fn an_active_copy_never_replaces_a_revocation() {
         let cache = KeyCache::new(8);
         let kid = KeyId::from_bytes([1; 16]);
-        cache.insert(0, key(1));
+        assert!(cache.insert(0, key(1)));
         cache.revoke(0, &kid);
         assert!(cache.get(0, &kid).is_none(), "tombstone reads as a miss");
         // A lookup that read the key before the revocation committed tries to cache it now.
-        cache.insert(0, key(1));
+        assert!(!cache.insert(0, key(1)));
         assert!(cache.get(0, &kid).is_none());
         // The revoked record itself may be cached, and is still not replaced afterwards.
-        cache.insert(0, key_in(1, KeyState::Revoked { at: 5 }));
+        assert!(cache.insert(0, key_in(1, KeyState::Revoked { at: 5 })));
         assert!(!cache.get(0, &kid).unwrap().meta.is_active());
-        cache.insert(0, key(1));
+        assert!(!cache.insert(0, key(1)));
         assert!(!cache.get(0, &kid).unwrap().meta.is_active());
+    }
+
+    #[test]
+    fn drop_active_keeps_what_is_known_revoked() {
+        let cache = KeyCache::new(8);
+        assert!(cache.insert(0, key(1)));
+        assert!(cache.insert(0, key_in(2, KeyState::Revoked { at: 5 })));
+        assert!(cache.insert(0, key(3)));
+        cache.revoke(0, &KeyId::from_bytes([3; 16]));
+        cache.drop_active();
+        assert_eq!(cache.len(), 2);
+        assert!(cache.get(0, &KeyId::from_bytes([1; 16])).is_none());
+        assert!(
+            !cache
+                .get(0, &KeyId::from_bytes([2; 16]))
+                .unwrap()
+                .meta
+                .is_active()
+        );
+        // The tombstone still refuses an active copy read before the revocation.
+        assert!(!cache.insert(0, key(3)));
+        assert!(cache.get(0, &KeyId::from_bytes([3; 16])).is_none());
     }
 }

@@ -22,18 +22,25 @@ use super::{Change, ChangeKind, Error, Inserted, KeyRecord, KeyStore, Result, Sa
 use crate::keyring::{KeyId, KeyMeta, KeyState, TrackType};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use prometheus::{IntCounterVec, IntGaugeVec, Opts};
+use prometheus::{Gauge, IntCounterVec, IntGaugeVec, Opts};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio_postgres::Row;
 
 /// Schema migrations, in order: `(version, SQL)`.
-pub const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("postgres/001_init.sql"))];
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("postgres/001_init.sql")),
+    (2, include_str!("postgres/002_feed_state.sql")),
+];
 /// Advisory-lock keys (arbitrary, fixed).
 const LOCK_MIGRATE: i64 = 0x7e55_e4a0_0001;
 const LOCK_SEQUENCER: i64 = 0x7e55_e4a0_0002;
-/// How often pollers sweep for unnumbered changes.
+/// Longest time between two sweeps of one node (numbering stragglers, the heartbeat,
+/// retention); shorter when `replica_max_staleness_secs` asks for a finer heartbeat.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// Most change rows one sweep deletes (retention catches up over several sweeps).
+const PRUNE_BATCH: i64 = 10_000;
 
 /// `[storage.postgres]` (docs/configuration.md). `Debug` leaves the URLs out (they may hold a
 /// password).
@@ -68,6 +75,12 @@ pub struct PostgresConfig {
     /// Accept `sslmode=prefer` or `disable` (plaintext, or TLS an attacker can strip):
     /// only for loopback or a trusted network.
     pub allow_plaintext: bool,
+    /// A replica whose heartbeat is older than this many seconds is stale: the change feed
+    /// (revocations) is then read from the primary until it catches up.
+    pub replica_max_staleness_secs: u64,
+    /// Change-feed rows older than this many seconds are deleted. A node whose cursor falls
+    /// behind the deleted rows drops its cached keys.
+    pub change_retention_secs: u64,
 }
 
 impl std::fmt::Debug for PostgresConfig {
@@ -93,6 +106,11 @@ impl PostgresConfig {
             ("connect_timeout_ms", self.connect_timeout_ms),
             ("statement_timeout_ms", self.statement_timeout_ms),
             ("write_timeout_ms", self.write_timeout_ms),
+            (
+                "replica_max_staleness_secs",
+                self.replica_max_staleness_secs,
+            ),
+            ("change_retention_secs", self.change_retention_secs),
         ] {
             if v == 0 {
                 return Err(format!("{name} must be at least 1"));
@@ -144,6 +162,8 @@ impl Default for PostgresConfig {
             ca_file: None,
             password_file: None,
             allow_plaintext: false,
+            replica_max_staleness_secs: 30,
+            change_retention_secs: 7 * 24 * 3600,
         }
     }
 }
@@ -164,6 +184,7 @@ fn unavailable(e: impl std::fmt::Display) -> Error {
 struct PgMetrics {
     fallbacks: IntCounterVec,
     pool: IntGaugeVec,
+    staleness: Gauge,
 }
 
 /// A pooled connection for a write. It goes back to the pool only once the write finished
@@ -214,6 +235,11 @@ pub struct PostgresStore {
     read_timeout: Duration,
     metrics: PgMetrics,
     last_sweep: Mutex<Option<Instant>>,
+    sweep_every: Duration,
+    max_staleness: f64,
+    /// The last feed read found the replica's heartbeat older than `max_staleness`.
+    replica_stale: AtomicBool,
+    retention_secs: f64,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -409,10 +435,23 @@ impl PostgresStore {
                     &["pool", "state"],
                 )
                 .map_err(|e| e.to_string())?,
+                staleness: Gauge::with_opts(Opts::new(
+                    "tessera_store_replica_staleness_seconds",
+                    "Age of the primary's heartbeat as the local replica has it: its replay lag, \
+                     plus up to one sweep period",
+                ))
+                .map_err(|e| e.to_string())?,
             },
             last_sweep: Mutex::new(None),
+            // Heartbeats a few times per staleness bound, so a healthy replica never looks
+            // stale; at most every SWEEP_EVERY (each is a write on the primary per node).
+            sweep_every: Duration::from_millis(cfg.replica_max_staleness_secs.saturating_mul(250))
+                .clamp(Duration::from_millis(250), SWEEP_EVERY),
+            max_staleness: cfg.replica_max_staleness_secs as f64,
+            replica_stale: AtomicBool::new(false),
+            retention_secs: cfg.change_retention_secs as f64,
         };
-        for reason in ["miss", "error"] {
+        for reason in ["miss", "error", "stale"] {
             store.metrics.fallbacks.with_label_values(&[reason]);
         }
         // The schema must be the binary's: asked of the primary (a replica may not have
@@ -523,8 +562,13 @@ impl PostgresStore {
 
     /// Numbers committed, unnumbered changes, one sequencer at a time. A writer (`wait`)
     /// queues for the lock (briefly: a sequencer already running may have started before
-    /// the writer's commit, so the writer must run after it); a sweep skips when the lock is
-    /// busy. Best effort: failures leave rows for the next run.
+    /// the writer's commit, so the writer must run after it); a sweep skips the numbering
+    /// when the lock is busy. Best effort: failures leave rows for the next run.
+    ///
+    /// A sweep also writes the heartbeat and, holding the lock, applies retention. It commits
+    /// without waiting for a synchronous standby: nothing it writes is acknowledged to a
+    /// client, and a heartbeat that waited for the synchronous standby would stop when that
+    /// standby does, making every replica look stale.
     async fn sequence(&self, wait: bool) {
         let run = async {
             let mut c = self.primary_conn().await?;
@@ -538,6 +582,12 @@ impl PostgresStore {
                     .map_err(unavailable)?;
                 true
             } else {
+                tx.batch_execute(
+                    "SET LOCAL synchronous_commit = local; \
+                     UPDATE tessera_feed_state SET heartbeat_at = now() WHERE id = 1",
+                )
+                .await
+                .map_err(unavailable)?;
                 tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&LOCK_SEQUENCER])
                     .await
                     .map_err(unavailable)?
@@ -557,6 +607,9 @@ impl PostgresStore {
                 .await
                 .map_err(unavailable)?;
             }
+            if locked && !wait {
+                self.prune(&tx).await?;
+            }
             tx.commit().await.map_err(unavailable)?;
             c.finish();
             Ok(())
@@ -565,6 +618,98 @@ impl PostgresStore {
             tracing::debug!(error = %e, "change sequencer did not run");
         }
     }
+
+    /// Retention: deletes the oldest numbered changes, up to (not including) the first one
+    /// younger than `change_retention_secs`, and raises `pruned_through` to the last one
+    /// deleted. A prefix in `seq` order, so everything at or below `pruned_through` is gone
+    /// and everything above it is still there.
+    async fn prune(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<()> {
+        let floor: i64 = tx
+            .query_one(
+                "SELECT pruned_through FROM tessera_feed_state WHERE id = 1",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?
+            .get(0);
+        let bound: Option<i64> = tx
+            .query_one(
+                "WITH s AS MATERIALIZED ( \
+                   SELECT seq, at FROM tessera_changes WHERE seq > $1 ORDER BY seq LIMIT $2 \
+                 ) SELECT max(seq) FROM s WHERE seq < coalesce( \
+                   (SELECT min(seq) FROM s WHERE at >= now() - make_interval(secs => $3)), \
+                   9223372036854775807)",
+                &[&floor, &PRUNE_BATCH, &self.retention_secs],
+            )
+            .await
+            .map_err(unavailable)?
+            .get(0);
+        if let Some(bound) = bound {
+            tx.execute(
+                "DELETE FROM tessera_changes WHERE seq > $1 AND seq <= $2",
+                &[&floor, &bound],
+            )
+            .await
+            .map_err(unavailable)?;
+            tx.execute(
+                "UPDATE tessera_feed_state SET pruned_through = $1 WHERE id = 1",
+                &[&bound],
+            )
+            .await
+            .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+}
+
+/// One read of the change feed: its state and the changes after a cursor, in one statement
+/// (one snapshot, so `pruned_through` and the rows agree).
+struct Feed {
+    pruned_through: u64,
+    heartbeat_age: f64,
+    changes: Vec<Change>,
+}
+
+async fn read_feed(c: &tokio_postgres::Client, cursor: i64, limit: i64) -> Result<Feed> {
+    let rows = c
+        .query(
+            "SELECT f.pruned_through, extract(epoch FROM now() - f.heartbeat_at)::float8, \
+                    c.seq, c.tenant, c.kid, c.kind \
+             FROM tessera_feed_state f LEFT JOIN LATERAL ( \
+               SELECT seq, tenant, kid, kind FROM tessera_changes \
+               WHERE seq > $1 ORDER BY seq LIMIT $2 \
+             ) c ON true WHERE f.id = 1 ORDER BY c.seq",
+            &[&cursor, &limit],
+        )
+        .await
+        .map_err(unavailable)?;
+    let first = rows
+        .first()
+        .ok_or_else(|| Error::Corrupt("tessera_feed_state has no row".into()))?;
+    let mut changes = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let Some(seq) = r.get::<_, Option<i64>>(2) else {
+            continue;
+        };
+        let kid: Vec<u8> = r.get(4);
+        changes.push(Change {
+            seq: u64_of(seq)?,
+            tenant: r.get(3),
+            kid: KeyId::from_bytes(
+                kid.try_into()
+                    .map_err(|_| Error::Corrupt("kid length".into()))?,
+            ),
+            kind: match r.get::<_, i16>(5) {
+                0 => ChangeKind::Created,
+                _ => ChangeKind::Revoked,
+            },
+        });
+    }
+    Ok(Feed {
+        pruned_through: u64_of(first.get(0))?,
+        heartbeat_age: first.get(1),
+        changes,
+    })
 }
 
 #[async_trait]
@@ -709,18 +854,23 @@ impl KeyStore for PostgresStore {
             rows.iter().map(record).collect::<Result<Vec<_>>>()
         };
         let all: Vec<Vec<u8>> = kids.iter().map(|k| k.as_bytes().to_vec()).collect();
-        let mut found: std::collections::HashMap<KeyId, KeyRecord> = self
-            .read(|c| lookup(c, all.clone()))
-            .await?
-            .into_iter()
-            .map(|r| (r.meta.kid, r))
-            .collect();
+        // A stale replica may still show a revoked key as active: ask the primary while the
+        // change feed says the replica is behind (the replica only when there is no primary).
+        let stale = self.replica_stale.load(Ordering::Relaxed);
+        let rows = if stale {
+            self.metrics.fallbacks.with_label_values(&["stale"]).inc();
+            self.primary_first(|c| lookup(c, all.clone())).await?
+        } else {
+            self.read(|c| lookup(c, all.clone())).await?
+        };
+        let mut found: std::collections::HashMap<KeyId, KeyRecord> =
+            rows.into_iter().map(|r| (r.meta.kid, r)).collect();
         let missing: Vec<Vec<u8>> = kids
             .iter()
             .filter(|k| !found.contains_key(k))
             .map(|k| k.as_bytes().to_vec())
             .collect();
-        if !missing.is_empty() && self.replica.is_some() {
+        if !missing.is_empty() && self.replica.is_some() && !stale {
             // Not on the replica yet (lag), or not at all: the primary decides.
             self.metrics.fallbacks.with_label_values(&["miss"]).inc();
             let missing = &missing;
@@ -812,7 +962,7 @@ impl KeyStore for PostgresStore {
                 .last_sweep
                 .lock()
                 .map_err(|_| Error::Unavailable("sweep lock poisoned".into()))?;
-            let due = last.is_none_or(|t| t.elapsed() >= SWEEP_EVERY);
+            let due = last.is_none_or(|t| t.elapsed() >= self.sweep_every);
             if due {
                 *last = Some(Instant::now());
             }
@@ -835,46 +985,48 @@ impl KeyStore for PostgresStore {
                 tracing::debug!(error = %e, "expired token uses not purged");
             }
         }
-        let cursor = i64_of(cursor, "cursor")?;
+        let cursor_i = i64_of(cursor, "cursor")?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read(|c| async move {
-            let rows = c
-                .query(
-                    "SELECT seq, tenant, kid, kind FROM tessera_changes \
-                     WHERE seq > $1 ORDER BY seq LIMIT $2",
-                    &[&cursor, &limit],
-                )
-                .await
-                .map_err(unavailable)?;
-            rows.iter()
-                .map(|r| {
-                    let kid: Vec<u8> = r.get(2);
-                    Ok(Change {
-                        seq: u64_of(r.get(0))?,
-                        tenant: r.get(1),
-                        kid: KeyId::from_bytes(
-                            kid.try_into()
-                                .map_err(|_| Error::Corrupt("kid length".into()))?,
-                        ),
-                        kind: match r.get::<_, i16>(3) {
-                            0 => ChangeKind::Created,
-                            _ => ChangeKind::Revoked,
-                        },
-                    })
-                })
-                .collect()
-        })
-        .await
+        let q = |c: deadpool_postgres::Object| async move { read_feed(&c, cursor_i, limit).await };
+        let mut feed = self.read(&q).await?;
+        if self.replica.is_some() {
+            self.metrics.staleness.set(feed.heartbeat_age.max(0.0));
+            // A replica that stopped replaying still answers, with revocations missing:
+            // past the bound, the feed and key reads go to the primary (cross-datacenter
+            // reads) until the replica catches up. With no primary either, the replica is
+            // the best there is.
+            let stale = feed.heartbeat_age > self.max_staleness;
+            self.replica_stale.store(stale, Ordering::Relaxed);
+            if stale {
+                self.metrics.fallbacks.with_label_values(&["stale"]).inc();
+                match self.on(&self.primary, &q).await {
+                    Ok(f) => feed = f,
+                    Err(e) => tracing::debug!(error = %e, "stale replica and no primary"),
+                }
+            }
+        }
+        if cursor < feed.pruned_through {
+            return Err(Error::FeedTruncated {
+                resume_at: feed.pruned_through,
+            });
+        }
+        Ok(feed.changes)
     }
 
     async fn change_cursor(&self) -> Result<u64> {
         self.read(|c| async move {
-            let v: Option<i64> = c
-                .query_one("SELECT max(seq) FROM tessera_changes", &[])
+            // Retention may have deleted every row; the cursor never goes below what it
+            // deleted (a fresh node would otherwise look truncated).
+            let v: i64 = c
+                .query_one(
+                    "SELECT greatest(coalesce((SELECT max(seq) FROM tessera_changes), 0), \
+                     (SELECT pruned_through FROM tessera_feed_state WHERE id = 1))",
+                    &[],
+                )
                 .await
                 .map_err(unavailable)?
                 .get(0);
-            v.map_or(Ok(0), u64_of)
+            u64_of(v)
         })
         .await
     }
@@ -961,6 +1113,7 @@ impl KeyStore for PostgresStore {
         vec![
             Box::new(self.metrics.fallbacks.clone()),
             Box::new(self.metrics.pool.clone()),
+            Box::new(self.metrics.staleness.clone()),
         ]
     }
 

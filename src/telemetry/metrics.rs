@@ -48,6 +48,8 @@ pub struct Metrics {
     /// Seconds since the change feed was last read successfully (the bound on how stale
     /// this node's view of revocations made elsewhere can be).
     pub change_feed_age: prometheus::Gauge,
+    /// Times this node fell behind the change feed's retention and dropped its cached keys.
+    pub change_feed_resets: IntCounter,
     /// JWKS fetches, by `result` (`ok`, `error`).
     pub jwks_fetches: IntCounterVec,
     /// Audit records written.
@@ -217,6 +219,17 @@ impl Metrics {
                     Opts::new(
                         "change_feed_age_seconds",
                         "Seconds since the change feed (revocations from every node) was last read.",
+                    )
+                    .namespace("tessera"),
+                )
+                .expect("valid"),
+            ),
+            change_feed_resets: reg(
+                &r,
+                IntCounter::with_opts(
+                    Opts::new(
+                        "change_feed_resets_total",
+                        "Times the change feed had been pruned past this node's cursor (its cached keys were dropped).",
                     )
                     .namespace("tessera"),
                 )

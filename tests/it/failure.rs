@@ -246,3 +246,25 @@ async fn revocation_reaches_other_nodes_through_the_change_feed() {
         "key_revoked"
     );
 }
+
+/// A node that learnt of a revocation on the change feed, then reads the key from a store
+/// copy that has not caught up (a lagging replica: the PostgreSQL backend can read the feed
+/// from the primary while key reads still go to the replica), refuses the key. The embedded
+/// store never lags, so the feed's mark is put into the cache directly, as the poller would.
+#[tokio::test]
+async fn a_revocation_seen_on_the_feed_wins_over_a_store_copy_behind_it() {
+    let s = Server::start().await;
+    let keys = s.create_keys("acme", "movie-1", &["SD"]).await;
+    let kid = kid_of(&keys, "SD");
+    let token = player_token("acme", json!({"content_ids": ["movie-1"]}));
+    let body = json!({"kids": [b64kid(&kid)]});
+    assert_eq!(s.clearkey(&token, body.clone()).await.status, 200);
+    let acme = s.app().auth.tenant_index("acme").unwrap();
+    s.app().cache.revoke(acme, &KeyId::parse(&kid).unwrap());
+    // The store still says active; the mark wins, on every request.
+    for _ in 0..2 {
+        let r = s.clearkey(&token, body.clone()).await;
+        assert_eq!(r.status, 403);
+        assert_eq!(r.json()["reasons"][0]["reason"], "key_revoked");
+    }
+}

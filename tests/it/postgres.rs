@@ -60,18 +60,29 @@ async fn node_with_cache(
     poll_ms: u64,
     cache: usize,
 ) -> Server {
+    node_with(primary, replica, poll_ms, cache, "").await
+}
+
+/// A node with more `[storage.postgres]` settings (`extra`: TOML lines).
+async fn node_with(
+    primary: &str,
+    replica: Option<&str>,
+    poll_ms: u64,
+    cache: usize,
+    extra: &str,
+) -> Server {
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let text = toml(dir.path(), primary, replica, poll_ms, cache);
+    let text = toml(dir.path(), primary, replica, poll_ms, cache) + extra;
     Server::start_toml(dir, &text, None).await
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_durability_and_migrations() {
     let db = Cluster::primary(None);
     let cfg = pg_config(&db.url(), None);
     // `tessera migrate` applies the schema, then finds it up to date.
     let applied = tessera::store::postgres::migrate(&cfg).await.unwrap();
-    assert_eq!(applied, vec![1]);
+    assert_eq!(applied, vec![1, 2]);
     assert!(
         tessera::store::postgres::migrate(&cfg)
             .await
@@ -105,7 +116,7 @@ async fn conformance_durability_and_migrations() {
 
 /// Racing creators of the same KIDs converge on one stored value per KID, and the change feed
 /// numbers every creation once, in commit order.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_converge_and_the_feed_is_gapless() {
     let db = Cluster::primary(None);
     let store = Arc::new(
@@ -171,8 +182,85 @@ async fn concurrent_writers_converge_and_the_feed_is_gapless() {
     assert_eq!(listed.len(), 20);
 }
 
+/// Retention deletes old change rows, a prefix in `seq` order; a cursor below what it deleted
+/// is told so (the app then drops its cached keys), and the keys themselves stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_prunes_the_feed_and_a_cursor_behind_it_is_told() {
+    use tessera::keyring::{KeyId, KeyMeta, KeyState};
+    use tessera::store::{Error, KeyRecord, any_key};
+    let db = Cluster::primary(None);
+    let rec = |i: u8| KeyRecord {
+        meta: KeyMeta {
+            kid: KeyId::from_bytes([i; 16]),
+            content_id: "old".into(),
+            track: None,
+            period: Some(u64::from(i)),
+            created_at: 1,
+            state: KeyState::Active,
+        },
+        sealed: vec![i; 40],
+    };
+    // Sweeps every 250 ms (a quarter of the one-second staleness bound).
+    let cfg = |retention: u64| PostgresConfig {
+        change_retention_secs: retention,
+        replica_max_staleness_secs: 1,
+        ..pg_config(&db.url(), None)
+    };
+    let keep = PostgresStore::connect(&cfg(3_600)).await.unwrap();
+    keep.insert_keys("t", vec![rec(1), rec(2)], any_key())
+        .await
+        .unwrap();
+    keep.revoke("t", KeyId::from_bytes([1; 16]), 5)
+        .await
+        .unwrap()
+        .unwrap();
+    let all = keep.changes_since(0, 100).await.unwrap();
+    assert_eq!(all.len(), 3);
+    let last = all[2].seq;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    // Under an hour's retention, sweeps (this one is due) delete nothing.
+    assert_eq!(keep.changes_since(0, 100).await.unwrap(), all);
+
+    // Under one second's, the first sweep of a new store deletes all three.
+    let short = PostgresStore::connect(&cfg(1)).await.unwrap();
+    match short.changes_since(0, 100).await {
+        Err(Error::FeedTruncated { resume_at }) => assert_eq!(resume_at, last),
+        other => panic!("expected a truncated feed, got {other:?}"),
+    }
+    assert_eq!(db.sql("SELECT count(*) FROM tessera_changes").await, ["0"]);
+    // From the watermark on, the feed goes on; a fresh node starts there, not at 0.
+    assert!(short.changes_since(last, 100).await.unwrap().is_empty());
+    assert_eq!(short.change_cursor().await.unwrap(), last);
+    short
+        .insert_keys("t", vec![rec(3)], any_key())
+        .await
+        .unwrap();
+    let next = short.changes_since(last, 100).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert!(next[0].seq > last);
+    // Retention never touches the keys.
+    let kids: Vec<_> = (1..=3).map(|i| KeyId::from_bytes([i; 16])).collect();
+    let keys = short.get_keys("t", &kids).await.unwrap();
+    assert!(keys.iter().all(Option::is_some));
+    assert!(!keys[0].as_ref().unwrap().meta.is_active());
+
+    // A node whose cursor is below the deleted rows drops its opened keys (they may have
+    // been revoked in what it missed) and goes on from the watermark.
+    let node = node_with(&db.url(), None, 100, 100_000, "change_retention_secs = 1\n").await;
+    node.create_keys("acme", "film", &["SD"]).await;
+    assert!(!node.app().cache.is_empty(), "created keys are cached");
+    let cursor = node.app().poll_changes(0).await.unwrap();
+    assert!(cursor >= last);
+    assert!(node.app().cache.is_empty());
+    assert!(
+        node.metrics()
+            .await
+            .contains("tessera_change_feed_resets_total 1")
+    );
+}
+
 /// A dump of the database holds sealed keys only.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dump_reveals_no_key() {
     let db = Cluster::primary(None);
     let server = node(&db.url(), None, 50).await;
@@ -198,7 +286,7 @@ async fn clearkey(server: &Server, token: &str, kid: &str) -> Resp {
 /// A key created through A is licensable at B at once (remote_apply: no fallback to the
 /// primary needed); a revocation at A reaches B through the change feed within the poll
 /// interval.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_local_licences_and_revocations_across_datacenters() {
     let a_db = Cluster::primary(Some("ANY 1 (dc_b)"));
     let b_db = Cluster::standby(&a_db, "dc_b");
@@ -283,12 +371,100 @@ async fn read_local_licences_and_revocations_across_datacenters() {
     );
 }
 
+/// A standby that stops replaying still answers, with revocations missing. The primary's
+/// heartbeat, read from that replica, shows how far behind it is; past
+/// `replica_max_staleness_secs` the node reads the change feed and keys from the primary, so
+/// a revocation still arrives within the bound: for a key in its cache (through the feed)
+/// and for one it reads every time (no cache).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_replica_is_detected_and_revocations_still_arrive() {
+    let a_db = Cluster::primary(Some("ANY 1 (dc_b)"));
+    let b_db = Cluster::standby(&a_db, "dc_b");
+    // Asynchronous: not in the quorum, so pausing it does not hold writes up.
+    let c_db = Cluster::standby(&a_db, "dc_c");
+    a_db.wait_for_sync("dc_b").await;
+    let a = node(&a_db.url(), None, 100).await;
+    let stale_after = "replica_max_staleness_secs = 2\n";
+    let c = node_with(&a_db.url(), Some(&c_db.url()), 100, 100_000, stale_after).await;
+    let c0 = node_with(&a_db.url(), Some(&c_db.url()), 100, 0, stale_after).await;
+    let keys = a.create_keys("acme", "film", &["SD", "HD"]).await;
+    let (sd, hd) = (kid_of(&keys, "SD"), kid_of(&keys, "HD"));
+    let token = player_token("acme", json!({"kids": [sd, hd]}));
+    // Both keys reach dc_c, and C caches SD.
+    let replayed = format!(
+        "SELECT count(*) FROM tessera_keys WHERE revoked_at IS NULL AND kid IN \
+         (decode(replace('{sd}', '-', ''), 'hex'), decode(replace('{hd}', '-', ''), 'hex'))"
+    );
+    let t = Instant::now();
+    while c_db.sql(&replayed).await != ["2"] {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "dc_c never replayed the keys"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(clearkey(&c, &token, &sd).await.status, 200);
+    assert_eq!(clearkey(&c0, &token, &hd).await.status, 200);
+    let staleness = |m: &str| -> f64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix("tessera_store_replica_staleness_seconds "))
+            .unwrap_or_else(|| panic!("no staleness gauge: {m}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(staleness(&c.metrics().await) < 2.0);
+
+    c_db.sql("SELECT pg_wal_replay_pause()").await;
+    let t = Instant::now();
+    while c_db.sql("SELECT pg_get_wal_replay_pause_state()").await != ["paused"] {
+        assert!(t.elapsed() < Duration::from_secs(10), "replay never paused");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let t = Instant::now();
+    assert_eq!(a.revoke("acme", &sd).await.status, 200);
+    assert_eq!(a.revoke("acme", &hd).await.status, 200);
+    for (node, kid) in [(&c, &sd), (&c0, &hd)] {
+        while clearkey(node, &token, kid).await.status != 403 {
+            assert!(
+                t.elapsed() < Duration::from_secs(15),
+                "a node on the stalled replica still releases a key revoked at A"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let took = t.elapsed();
+    println!("revocations at the stalled replica's nodes after {took:?} (bound: 2 s + a sweep)");
+    // The replica itself still has both keys active: the answers came from the primary.
+    assert_eq!(c_db.sql(&replayed).await, ["2"]);
+    for node in [&c, &c0] {
+        let m = node.metrics().await;
+        assert!(staleness(&m) > 2.0, "{m}");
+        assert!(
+            !m.contains("tessera_store_replica_fallbacks_total{reason=\"stale\"} 0"),
+            "{m}"
+        );
+    }
+
+    // Replay resumes: the replica catches up and is trusted again.
+    c_db.sql("SELECT pg_wal_replay_resume()").await;
+    let t = Instant::now();
+    while staleness(&c.metrics().await) > 2.0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "dc_c never caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(clearkey(&c0, &token, &hd).await.status, 403);
+    drop(b_db);
+}
+
 /// Failover under load: keys are created continuously through A while B serves licences;
 /// the primary dies; creation fails fast (503) while there is no primary, B keeps serving;
 /// the standby is promoted and creation resumes through the same URLs (every node listed,
 /// `target_session_attrs=read-write`). Every key ever acknowledged is present, with its
 /// value, afterwards.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_loses_no_acknowledged_key() {
     let a_db = Cluster::primary(Some("ANY 1 (dc_b)"));
     let b_db = Cluster::standby(&a_db, "dc_b");
