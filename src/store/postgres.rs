@@ -479,14 +479,26 @@ impl PostgresStore {
             })
             .await
             .map_err(|e| format!("checking the schema: {e}"))?;
-        if have != Some(want) {
-            return Err(format!(
+        // Migrations are additive (tables, and columns with defaults), so a newer schema is
+        // fine: a rolling upgrade migrates first, and nodes of the previous version that
+        // restart meanwhile must still start.
+        match have {
+            Some(v) if v >= want => {
+                if v > want {
+                    tracing::info!(
+                        schema = v,
+                        binary = want,
+                        "the database schema is newer than this binary (a rolling upgrade)"
+                    );
+                }
+                Ok(store)
+            }
+            _ => Err(format!(
                 "the database schema is at version {} and this binary needs {want}: run \
                  `tessera migrate` (or set storage.postgres.migrate_on_start)",
                 have.map_or("none".to_owned(), |v| v.to_string())
-            ));
+            )),
         }
-        Ok(store)
     }
 
     /// One bounded read on a pool.

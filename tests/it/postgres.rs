@@ -112,6 +112,31 @@ async fn conformance_durability_and_migrations() {
     .await
     .unwrap_err();
     assert!(err.contains("tessera migrate"), "{err}");
+
+    // An upgrade from schema 1 applies what follows, keeping the data; and a schema newer
+    // than the binary (a rolling upgrade's later migration) does not stop a node.
+    let old = Cluster::primary(None);
+    old.sql(&format!(
+        "CREATE TABLE tessera_schema (version int PRIMARY KEY, applied_at timestamptz NOT NULL \
+         DEFAULT now()); {} INSERT INTO tessera_schema (version) VALUES (1); \
+         INSERT INTO tessera_changes (seq, tenant, kid, kind) VALUES (7, 't', '\\x00', 0);",
+        tessera::store::postgres::MIGRATIONS[0].1
+    ))
+    .await;
+    let cfg = PostgresConfig {
+        migrate_on_start: false,
+        ..pg_config(&old.url(), None)
+    };
+    assert!(PostgresStore::connect(&cfg).await.is_err());
+    assert_eq!(
+        tessera::store::postgres::migrate(&cfg).await.unwrap(),
+        vec![2]
+    );
+    let store = PostgresStore::connect(&cfg).await.unwrap();
+    assert_eq!(store.change_cursor().await.unwrap(), 7);
+    old.sql("INSERT INTO tessera_schema (version) VALUES (99)")
+        .await;
+    PostgresStore::connect(&cfg).await.unwrap();
 }
 
 /// Racing creators of the same KIDs converge on one stored value per KID, and the change feed
