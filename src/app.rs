@@ -373,15 +373,15 @@ impl App {
             meta: rec.meta,
             key,
         });
-        if self.cache.insert(tenant, cached.clone()) {
+        let Some(at) = self.cache.insert(tenant, cached.clone()) else {
             return Ok(cached);
-        }
+        };
         // The change feed said revoked and the store's copy is active: a replica behind the
-        // feed (which may come from the primary). The revocation wins. Its time is in a row
-        // this replica has not replayed yet; when this node learnt of it stands in.
+        // feed (which may come from the primary). The revocation wins, with the time the
+        // mark holds (the store's, or when this node learnt of it).
         Ok(Arc::new(CachedKey {
             meta: crate::keyring::KeyMeta {
-                state: crate::keyring::KeyState::Revoked { at: now_secs() },
+                state: crate::keyring::KeyState::Revoked { at },
                 ..cached.meta.clone()
             },
             key: cached.key.clone(),
@@ -543,21 +543,23 @@ impl App {
                         if c.kind == store::ChangeKind::Revoked
                             && let Some(t) = self.auth.tenant_index(&c.tenant)
                         {
-                            self.cache.revoke(t, &c.kid);
+                            // The feed carries no time; when this node learnt of it.
+                            self.cache.revoke(t, &c.kid, now_secs());
                         }
                     }
                     if n < 1000 {
                         return Ok(cursor);
                     }
                 }
-                // Changes this node never saw were deleted (it was cut off for longer than
-                // the retention): any cached key may have been revoked since, so only the
-                // revocation marks are kept and the rest is read again from the store.
-                Err(store::Error::FeedTruncated { resume_at }) => {
+                // The feed does not continue from here (this node was cut off for longer
+                // than the retention, or the database failed over to one behind it): any
+                // cached key may have been revoked in what it missed, so only the revocation
+                // marks are kept and the rest is read again from the store.
+                Err(store::Error::FeedReset { resume_at }) => {
                     tracing::warn!(
                         cursor,
                         resume_at,
-                        "change feed pruned past this node's cursor; dropping cached keys"
+                        "change feed does not continue from this node's cursor; dropping cached keys"
                     );
                     self.cache.drop_active();
                     self.metrics.change_feed_resets.inc();

@@ -758,6 +758,20 @@ impl Config {
                 if let Err(e) = self.storage.postgres.check() {
                     return invalid(format!("storage.postgres: {e}"));
                 }
+                // Heartbeats are written by the pollers' sweeps, so at most once per poll: a
+                // bound of fewer than four polls would call healthy replicas stale.
+                let bound_ms = self
+                    .storage
+                    .postgres
+                    .replica_max_staleness_secs
+                    .saturating_mul(1000);
+                if bound_ms < self.storage.change_poll_interval_ms.saturating_mul(4) {
+                    return invalid(
+                        "storage.postgres.replica_max_staleness_secs must be at least four \
+                         storage.change_poll_interval_ms"
+                            .into(),
+                    );
+                }
             }
             other => {
                 return invalid(format!(
@@ -942,6 +956,35 @@ mod tests {
             cfg.apply_env(|n| (n == env::MAX_CONNECTIONS).then(|| "many".into()))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn postgres_feed_settings_are_checked() {
+        let text = r#"
+            [storage]
+            backend = "postgres"
+            master_key = "0000000000000000000000000000000000000000000000000000000000000000"
+            change_poll_interval_ms = 1000
+            [storage.postgres]
+            primary_url = "host=db sslmode=require"
+            [[tenants]]
+            id = "a"
+            issuers = ["https://idp"]
+            audiences = ["tessera"]
+            [[tenants.keys]]
+            algorithms = ["HS256"]
+            secret = "0123456789abcdef0123456789abcdef"
+        "#;
+        let mut cfg = Config::from_toml(text).unwrap();
+        cfg.validate().unwrap();
+        cfg.storage.postgres.replica_max_staleness_secs = 3;
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("at least four"), "{e}");
+        cfg.storage.postgres.replica_max_staleness_secs = 4;
+        cfg.validate().unwrap();
+        cfg.storage.postgres.change_retention_secs = 59;
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("change_retention_secs"), "{e}");
     }
 
     #[test]

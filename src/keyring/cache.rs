@@ -5,7 +5,7 @@
 //! store's change feed). The cache is keyed by a tenant *index* (assigned at startup) so a
 //! lookup allocates nothing.
 
-use super::{ContentKey, KeyId, KeyMeta};
+use super::{ContentKey, KeyId, KeyMeta, KeyState};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use std::sync::Arc;
@@ -21,10 +21,13 @@ pub struct CachedKey {
 
 enum Slot {
     Key(Arc<CachedKey>),
-    /// A key known to be revoked. It is never replaced by an active copy: a lookup that read
-    /// the key before the revocation committed and caches it afterwards would otherwise put
-    /// a revoked key back into service on this node until eviction.
-    Revoked,
+    /// A key known to be revoked (`at`: when, or when this node learnt it). It is never
+    /// replaced by an active copy: a lookup that read the key before the revocation committed
+    /// and caches it afterwards would otherwise put a revoked key back into service on this
+    /// node until eviction.
+    Revoked {
+        at: u64,
+    },
 }
 
 /// Bounded concurrent map `(tenant index, kid) -> opened key`.
@@ -61,12 +64,12 @@ impl KeyCache {
     /// Inserts a key, evicting some other entry when full. Eviction picks an arbitrary entry:
     /// cheap, and adequate because a miss costs one store read, not correctness. An active
     /// copy never replaces a revoked entry (check and insert are atomic on the shard): then
-    /// this returns false, and the caller must treat the key as revoked, whatever the store
-    /// (a replica behind the change feed) said.
-    #[must_use = "false means the key is known to be revoked"]
-    pub fn insert(&self, tenant: u32, key: Arc<CachedKey>) -> bool {
+    /// this returns `Some(revoked at)`, and the caller must treat the key as revoked, whatever
+    /// the store (a replica behind the change feed) said.
+    #[must_use = "Some means the key is known to be revoked"]
+    pub fn insert(&self, tenant: u32, key: Arc<CachedKey>) -> Option<u64> {
         if self.capacity == 0 {
-            return true;
+            return None;
         }
         if self.map.len() >= self.capacity {
             let victim = self.map.iter().next().map(|e| *e.key());
@@ -78,11 +81,14 @@ impl KeyCache {
         match self.map.entry((tenant, key.meta.kid)) {
             Entry::Occupied(mut e) => {
                 let revoked = match e.get() {
-                    Slot::Revoked => true,
-                    Slot::Key(k) => !k.meta.is_active(),
+                    Slot::Revoked { at } => Some(*at),
+                    Slot::Key(k) => match k.meta.state {
+                        KeyState::Revoked { at } => Some(at),
+                        KeyState::Active => None,
+                    },
                 };
-                if active && revoked {
-                    return false;
+                if active && revoked.is_some() {
+                    return revoked;
                 }
                 e.insert(Slot::Key(key));
             }
@@ -90,13 +96,14 @@ impl KeyCache {
                 e.insert(Slot::Key(key));
             }
         }
-        true
+        None
     }
 
-    /// Marks a key revoked (local revocation, or a revocation seen on the change feed).
-    pub fn revoke(&self, tenant: u32, kid: &KeyId) {
+    /// Marks a key revoked at `at` (local revocation, or a revocation seen on the change feed:
+    /// then when it was seen).
+    pub fn revoke(&self, tenant: u32, kid: &KeyId, at: u64) {
         if self.capacity > 0 {
-            self.map.insert((tenant, *kid), Slot::Revoked);
+            self.map.insert((tenant, *kid), Slot::Revoked { at });
         }
     }
 
@@ -104,7 +111,7 @@ impl KeyCache {
     /// missed revocations (the change feed was pruned past its cursor).
     pub fn drop_active(&self) {
         self.map.retain(|_, slot| match slot {
-            Slot::Revoked => true,
+            Slot::Revoked { .. } => true,
             Slot::Key(k) => !k.meta.is_active(),
         });
     }
@@ -151,9 +158,9 @@ mod tests {
     #[test]
     fn bounded_and_tenant_scoped() {
         let cache = KeyCache::new(2);
-        assert!(cache.insert(0, key(1)));
-        assert!(cache.insert(0, key(2)));
-        assert!(cache.insert(0, key(3)));
+        assert!(cache.insert(0, key(1)).is_none());
+        assert!(cache.insert(0, key(2)).is_none());
+        assert!(cache.insert(0, key(3)).is_none());
         assert_eq!(cache.len(), 2);
         assert!(cache.get(0, &KeyId::from_bytes([3; 16])).is_some());
         assert!(
@@ -169,26 +176,34 @@ mod tests {
     fn an_active_copy_never_replaces_a_revocation() {
         let cache = KeyCache::new(8);
         let kid = KeyId::from_bytes([1; 16]);
-        assert!(cache.insert(0, key(1)));
-        cache.revoke(0, &kid);
+        assert!(cache.insert(0, key(1)).is_none());
+        cache.revoke(0, &kid, 4);
         assert!(cache.get(0, &kid).is_none(), "tombstone reads as a miss");
         // A lookup that read the key before the revocation committed tries to cache it now.
-        assert!(!cache.insert(0, key(1)));
+        assert_eq!(cache.insert(0, key(1)), Some(4));
         assert!(cache.get(0, &kid).is_none());
         // The revoked record itself may be cached, and is still not replaced afterwards.
-        assert!(cache.insert(0, key_in(1, KeyState::Revoked { at: 5 })));
+        assert!(
+            cache
+                .insert(0, key_in(1, KeyState::Revoked { at: 5 }))
+                .is_none()
+        );
         assert!(!cache.get(0, &kid).unwrap().meta.is_active());
-        assert!(!cache.insert(0, key(1)));
+        assert_eq!(cache.insert(0, key(1)), Some(5));
         assert!(!cache.get(0, &kid).unwrap().meta.is_active());
     }
 
     #[test]
     fn drop_active_keeps_what_is_known_revoked() {
         let cache = KeyCache::new(8);
-        assert!(cache.insert(0, key(1)));
-        assert!(cache.insert(0, key_in(2, KeyState::Revoked { at: 5 })));
-        assert!(cache.insert(0, key(3)));
-        cache.revoke(0, &KeyId::from_bytes([3; 16]));
+        assert!(cache.insert(0, key(1)).is_none());
+        assert!(
+            cache
+                .insert(0, key_in(2, KeyState::Revoked { at: 5 }))
+                .is_none()
+        );
+        assert!(cache.insert(0, key(3)).is_none());
+        cache.revoke(0, &KeyId::from_bytes([3; 16]), 6);
         cache.drop_active();
         assert_eq!(cache.len(), 2);
         assert!(cache.get(0, &KeyId::from_bytes([1; 16])).is_none());
@@ -200,7 +215,7 @@ mod tests {
                 .is_active()
         );
         // The tombstone still refuses an active copy read before the revocation.
-        assert!(!cache.insert(0, key(3)));
+        assert_eq!(cache.insert(0, key(3)), Some(6));
         assert!(cache.get(0, &KeyId::from_bytes([3; 16])).is_none());
     }
 }

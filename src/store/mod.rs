@@ -30,11 +30,12 @@ pub enum Error {
     /// A stored record could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
-    /// The change feed no longer holds every change after the cursor (retention deleted
-    /// some): the poller must drop what it cached and go on from `resume_at`.
-    #[error("the change feed was pruned past the cursor; resume at {resume_at}")]
-    FeedTruncated {
-        /// The highest sequence number deleted.
+    /// The change feed does not continue from the cursor: retention deleted changes after
+    /// it, or the database failed over to one that had not seen them. The poller must drop
+    /// what it cached (it may have missed revocations) and go on from `resume_at`.
+    #[error("the change feed does not continue from the cursor; resume at {resume_at}")]
+    FeedReset {
+        /// Where the feed continues.
         resume_at: u64,
     },
 }
@@ -117,8 +118,8 @@ pub trait KeyStore: Send + Sync + 'static {
     /// the updated record, or `None` if the key does not exist.
     async fn revoke(&self, tenant: &str, kid: KeyId, at: u64) -> Result<Option<KeyRecord>>;
 
-    /// Changes with `seq > cursor`, oldest first, at most `limit`; [`Error::FeedTruncated`]
-    /// when some of them were deleted by retention.
+    /// Changes with `seq > cursor`, oldest first, at most `limit`; [`Error::FeedReset`]
+    /// when the feed does not continue from `cursor`.
     async fn changes_since(&self, cursor: u64, limit: usize) -> Result<Vec<Change>>;
 
     /// The newest change's sequence number (0 when none): where a fresh node starts polling.

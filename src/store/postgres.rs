@@ -28,10 +28,32 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio_postgres::Row;
 
-/// Schema migrations, in order: `(version, SQL)`.
-pub const MIGRATIONS: &[(i32, &str)] = &[
-    (1, include_str!("postgres/001_init.sql")),
-    (2, include_str!("postgres/002_feed_state.sql")),
+/// A schema migration.
+#[derive(Debug)]
+pub struct Migration {
+    /// The schema version it makes.
+    pub version: i32,
+    /// The oldest binary (by the schema version it was built for) that still works on this
+    /// schema. Migrations are additive where they can be, so this stays low and a rolling
+    /// upgrade can migrate first; a migration that is not raises it, and older binaries
+    /// then refuse to start instead of misreading the database.
+    pub compatible_from: i32,
+    /// Its SQL.
+    pub sql: &'static str,
+}
+
+/// Schema migrations, in order.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        compatible_from: 1,
+        sql: include_str!("postgres/001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        compatible_from: 1,
+        sql: include_str!("postgres/002_feed_state.sql"),
+    },
 ];
 /// Advisory-lock keys (arbitrary, fixed).
 const LOCK_MIGRATE: i64 = 0x7e55_e4a0_0001;
@@ -115,6 +137,11 @@ impl PostgresConfig {
             if v == 0 {
                 return Err(format!("{name} must be at least 1"));
             }
+        }
+        // Retention counts from numbering; a minute is the floor, so that a change is never
+        // deleted before every running node had many polls to read it.
+        if self.change_retention_secs < 60 {
+            return Err("change_retention_secs must be at least 60".into());
         }
         parse_url(&self.primary_url, self).map_err(|e| format!("primary_url: {e}"))?;
         if let Some(r) = &self.replica_url {
@@ -237,8 +264,9 @@ pub struct PostgresStore {
     last_sweep: Mutex<Option<Instant>>,
     sweep_every: Duration,
     max_staleness: f64,
-    /// The last feed read found the replica's heartbeat older than `max_staleness`.
-    replica_stale: AtomicBool,
+    /// The last poll found the replica stale and read the feed from the primary: key reads
+    /// go there too until the next poll.
+    keys_from_primary: AtomicBool,
     retention_secs: f64,
 }
 
@@ -368,7 +396,8 @@ pub async fn migrate(cfg: &PostgresConfig) -> std::result::Result<Vec<i32>, Stri
         .map_err(|e| e.to_string())?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS tessera_schema (version int PRIMARY KEY, \
-         applied_at timestamptz NOT NULL DEFAULT now())",
+         applied_at timestamptz NOT NULL DEFAULT now()); \
+         ALTER TABLE tessera_schema ADD COLUMN IF NOT EXISTS compatible_from int NOT NULL DEFAULT 1",
     )
     .await
     .map_err(|e| e.to_string())?;
@@ -378,20 +407,20 @@ pub async fn migrate(cfg: &PostgresConfig) -> std::result::Result<Vec<i32>, Stri
         .map_err(|e| e.to_string())?
         .get(0);
     let mut applied = Vec::new();
-    for (version, sql) in MIGRATIONS {
-        if current.is_some_and(|c| c >= *version) {
+    for m in MIGRATIONS {
+        if current.is_some_and(|c| c >= m.version) {
             continue;
         }
-        tx.batch_execute(sql)
+        tx.batch_execute(m.sql)
             .await
-            .map_err(|e| format!("migration {version}: {e}"))?;
+            .map_err(|e| format!("migration {}: {e}", m.version))?;
         tx.execute(
-            "INSERT INTO tessera_schema (version) VALUES ($1)",
-            &[version],
+            "INSERT INTO tessera_schema (version, compatible_from) VALUES ($1, $2)",
+            &[&m.version, &m.compatible_from],
         )
         .await
         .map_err(|e| e.to_string())?;
-        applied.push(*version);
+        applied.push(m.version);
     }
     tx.commit().await.map_err(|e| e.to_string())?;
     Ok(applied)
@@ -438,7 +467,7 @@ impl PostgresStore {
                 staleness: Gauge::with_opts(Opts::new(
                     "tessera_store_replica_staleness_seconds",
                     "Age of the primary's heartbeat as the local replica has it: its replay lag, \
-                     plus up to one sweep period",
+                     plus up to one sweep period, plus the clock skew between the two servers",
                 ))
                 .map_err(|e| e.to_string())?,
             },
@@ -448,7 +477,7 @@ impl PostgresStore {
             sweep_every: Duration::from_millis(cfg.replica_max_staleness_secs.saturating_mul(250))
                 .clamp(Duration::from_millis(250), SWEEP_EVERY),
             max_staleness: cfg.replica_max_staleness_secs as f64,
-            replica_stale: AtomicBool::new(false),
+            keys_from_primary: AtomicBool::new(false),
             retention_secs: cfg.change_retention_secs as f64,
         };
         for reason in ["miss", "error", "stale"] {
@@ -456,18 +485,21 @@ impl PostgresStore {
         }
         // The schema must be the binary's: asked of the primary (a replica may not have
         // replayed a migration yet), or of the replica while there is no primary.
-        let want = MIGRATIONS.last().map_or(0, |(v, _)| *v);
-        let have: Option<i32> = store
+        let want = MIGRATIONS.last().map_or(0, |m| m.version);
+        // (version, compatible_from); the column is read through to_jsonb because a
+        // schema-1 database (migrated by an older binary) does not have it.
+        let have: Option<(i32, i32)> = store
             .primary_first(|c| async move {
                 let row = c
                     .query_opt(
-                        "SELECT max(version) FROM tessera_schema \
-                         WHERE to_regclass('tessera_schema') IS NOT NULL",
+                        "SELECT max(version), \
+                         coalesce(max((to_jsonb(s) ->> 'compatible_from')::int), 1) \
+                         FROM tessera_schema s WHERE to_regclass('tessera_schema') IS NOT NULL",
                         &[],
                     )
                     .await;
                 match row {
-                    Ok(r) => Ok(r.and_then(|r| r.get(0))),
+                    Ok(r) => Ok(r.and_then(|r| r.get::<_, Option<i32>>(0).map(|v| (v, r.get(1))))),
                     // No schema table at all.
                     Err(e)
                         if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) =>
@@ -479,25 +511,30 @@ impl PostgresStore {
             })
             .await
             .map_err(|e| format!("checking the schema: {e}"))?;
-        // Migrations are additive (tables, and columns with defaults), so a newer schema is
-        // fine: a rolling upgrade migrates first, and nodes of the previous version that
-        // restart meanwhile must still start.
         match have {
-            Some(v) if v >= want => {
-                if v > want {
-                    tracing::info!(
-                        schema = v,
-                        binary = want,
-                        "the database schema is newer than this binary (a rolling upgrade)"
-                    );
-                }
+            Some((v, _)) if v < want => Err(format!(
+                "the database schema is at version {v} and this binary needs {want}: run \
+                 `tessera migrate` (or set storage.postgres.migrate_on_start)"
+            )),
+            None => Err(format!(
+                "the database has no Tessera schema and this binary needs version {want}: run \
+                 `tessera migrate` (or set storage.postgres.migrate_on_start)"
+            )),
+            // A newer schema that declares itself compatible: a rolling upgrade migrated
+            // first, and this node (of the previous version) restarted meanwhile.
+            Some((v, from)) if v > want && from <= want => {
+                tracing::info!(
+                    schema = v,
+                    binary = want,
+                    "the database schema is newer than this binary (a rolling upgrade)"
+                );
                 Ok(store)
             }
-            _ => Err(format!(
-                "the database schema is at version {} and this binary needs {want}: run \
-                 `tessera migrate` (or set storage.postgres.migrate_on_start)",
-                have.map_or("none".to_owned(), |v| v.to_string())
+            Some((v, from)) if v > want => Err(format!(
+                "the database schema is at version {v}, which needs a binary of schema \
+                 version {from} or later; this one is {want}: upgrade it"
             )),
+            Some(_) => Ok(store),
         }
     }
 
@@ -574,17 +611,18 @@ impl PostgresStore {
 
     /// Numbers committed, unnumbered changes, one sequencer at a time. A writer (`wait`)
     /// queues for the lock (briefly: a sequencer already running may have started before
-    /// the writer's commit, so the writer must run after it); a sweep skips the numbering
-    /// when the lock is busy. Best effort: failures leave rows for the next run.
+    /// the writer's commit, so the writer must run after it); a sweep skips when the lock is
+    /// busy, and applies retention when it holds it. Best effort: failures leave rows for the
+    /// next run.
     ///
-    /// A sweep also writes the heartbeat and, holding the lock, applies retention. It commits
-    /// without waiting for a synchronous standby: nothing it writes is acknowledged to a
-    /// client, and a heartbeat that waited for the synchronous standby would stop when that
-    /// standby does, making every replica look stale.
+    /// Every run commits with `remote_apply`, sweeps included: the lock is released only
+    /// after the synchronous standby applied the numbering, so a writer that got the lock
+    /// after a sweep numbered its row (and then numbers nothing, a commit that waits for no
+    /// standby) still returns only once its change is visible there.
     async fn sequence(&self, wait: bool) {
         let run = async {
             let mut c = self.primary_conn().await?;
-            let tx = c.transaction().await.map_err(unavailable)?;
+            let mut tx = c.transaction().await.map_err(unavailable)?;
             let locked: bool = if wait {
                 tx.batch_execute("SET LOCAL lock_timeout = '2s'")
                     .await
@@ -594,12 +632,6 @@ impl PostgresStore {
                     .map_err(unavailable)?;
                 true
             } else {
-                tx.batch_execute(
-                    "SET LOCAL synchronous_commit = local; \
-                     UPDATE tessera_feed_state SET heartbeat_at = now() WHERE id = 1",
-                )
-                .await
-                .map_err(unavailable)?;
                 tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&LOCK_SEQUENCER])
                     .await
                     .map_err(unavailable)?
@@ -613,14 +645,23 @@ impl PostgresStore {
                        SELECT id FROM tessera_changes WHERE seq IS NULL ORDER BY id LIMIT 10000 \
                      ), n AS MATERIALIZED ( \
                        SELECT id, nextval('tessera_change_seq') AS seq FROM o \
-                     ) UPDATE tessera_changes c SET seq = n.seq FROM n WHERE c.id = n.id",
+                     ) UPDATE tessera_changes c SET seq = n.seq, numbered_at = now() \
+                     FROM n WHERE c.id = n.id",
                     &[],
                 )
                 .await
                 .map_err(unavailable)?;
             }
             if locked && !wait {
-                self.prune(&tx).await?;
+                // In a savepoint: a failed retention must not undo the numbering.
+                let sp = tx.savepoint("prune").await.map_err(unavailable)?;
+                match self.prune(&sp).await {
+                    Ok(()) => sp.commit().await.map_err(unavailable)?,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "change-feed retention failed");
+                        sp.rollback().await.map_err(unavailable)?;
+                    }
+                }
             }
             tx.commit().await.map_err(unavailable)?;
             c.finish();
@@ -631,23 +672,99 @@ impl PostgresStore {
         }
     }
 
+    /// [`KeyStore::changes_since`] without the sweep.
+    async fn read_changes(&self, cursor: u64, limit: usize) -> Result<Vec<Change>> {
+        let cursor_i = i64_of(cursor, "cursor")?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let q = |c: deadpool_postgres::Object| async move { read_feed(&c, cursor_i, limit).await };
+        let mut feed = self.read(&q).await?;
+        if self.replica.is_some() && !feed.from_primary {
+            if let Some(age) = feed.heartbeat_age {
+                self.metrics.staleness.set(age);
+            }
+            // A replica that stopped replaying still answers, with revocations missing; one
+            // that has not reached this node's cursor (read from the primary while it was
+            // stale) would undo revocations this node already applied. Either way the feed,
+            // and key reads until the next poll, come from the primary. If the primary does
+            // not answer either, the replica is all there is: key reads stay local, so a
+            // primary outage costs licences nothing.
+            let stale = feed
+                .heartbeat_age
+                .is_some_and(|age| age > self.max_staleness)
+                || feed.max_seq < cursor;
+            let mut primary = false;
+            if stale {
+                self.metrics.fallbacks.with_label_values(&["stale"]).inc();
+                match self.on(&self.primary, &q).await {
+                    Ok(f) => {
+                        feed = f;
+                        primary = true;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "stale replica and no primary"),
+                }
+            }
+            self.keys_from_primary.store(primary, Ordering::Relaxed);
+        } else {
+            self.keys_from_primary.store(false, Ordering::Relaxed);
+        }
+        // A primary without the changes this node has seen: a failover to a standby that
+        // was behind (promote the most advanced standby, docs/replication.md). Its sequence may
+        // hand out numbers this node has passed, so the feed starts again from its end.
+        if feed.from_primary && feed.max_seq < cursor {
+            return Err(Error::FeedReset {
+                resume_at: feed.max_seq,
+            });
+        }
+        if cursor < feed.pruned_through {
+            return Err(Error::FeedReset {
+                resume_at: feed.pruned_through,
+            });
+        }
+        Ok(feed.changes)
+    }
+
+    /// Writes the primary's clock to the heartbeat that replicas' readers compare with their
+    /// own (one round trip). Committed without waiting for a synchronous standby: nothing
+    /// here is acknowledged to a client, and a heartbeat that waited for the synchronous
+    /// standby would stop when that standby does, making every replica look stale.
+    async fn heartbeat(&self) {
+        let run = async {
+            let mut c = self.primary_conn().await?;
+            // `greatest`: a heartbeat that waited behind another must not move it back.
+            c.batch_execute(
+                "BEGIN; SET LOCAL synchronous_commit = local; \
+                 INSERT INTO tessera_heartbeat (id, at) VALUES (1, clock_timestamp()) \
+                 ON CONFLICT (id) DO UPDATE SET at = greatest(tessera_heartbeat.at, excluded.at); \
+                 COMMIT",
+            )
+            .await
+            .map_err(unavailable)?;
+            c.finish();
+            Ok(())
+        };
+        if let Err(e) = self.write(run).await {
+            tracing::debug!(error = %e, "heartbeat not written");
+        }
+    }
+
     /// Retention: deletes the oldest numbered changes, up to (not including) the first one
-    /// younger than `change_retention_secs`, and raises `pruned_through` to the last one
-    /// deleted. A prefix in `seq` order, so everything at or below `pruned_through` is gone
-    /// and everything above it is still there.
+    /// numbered less than `change_retention_secs` ago, and raises `pruned_through` to the
+    /// last one deleted. A prefix in `seq` order, so everything at or below `pruned_through`
+    /// is gone and everything above it is still there.
     async fn prune(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<()> {
         let floor: i64 = tx
-            .query_one(
+            .query_opt(
                 "SELECT pruned_through FROM tessera_feed_state WHERE id = 1",
                 &[],
             )
             .await
             .map_err(unavailable)?
-            .get(0);
+            .map_or(0, |r| r.get(0));
         let bound: Option<i64> = tx
             .query_one(
                 "WITH s AS MATERIALIZED ( \
-                   SELECT seq, at FROM tessera_changes WHERE seq > $1 ORDER BY seq LIMIT $2 \
+                   SELECT seq, coalesce(numbered_at, at) AS at FROM tessera_changes \
+                   WHERE seq > $1 ORDER BY seq LIMIT $2 \
                  ) SELECT max(seq) FROM s WHERE seq < coalesce( \
                    (SELECT min(seq) FROM s WHERE at >= now() - make_interval(secs => $3)), \
                    9223372036854775807)",
@@ -664,7 +781,8 @@ impl PostgresStore {
             .await
             .map_err(unavailable)?;
             tx.execute(
-                "UPDATE tessera_feed_state SET pruned_through = $1 WHERE id = 1",
+                "INSERT INTO tessera_feed_state (id, pruned_through) VALUES (1, $1) \
+                 ON CONFLICT (id) DO UPDATE SET pruned_through = excluded.pruned_through",
                 &[&bound],
             )
             .await
@@ -675,43 +793,59 @@ impl PostgresStore {
 }
 
 /// One read of the change feed: its state and the changes after a cursor, in one statement
-/// (one snapshot, so `pruned_through` and the rows agree).
+/// (one snapshot, so the state and the rows agree).
 struct Feed {
+    /// The highest `seq` retention deleted.
     pruned_through: u64,
-    heartbeat_age: f64,
+    /// Seconds since the primary's last heartbeat, by this server's clock (negative with
+    /// clock skew); `None` without a heartbeat row.
+    heartbeat_age: Option<f64>,
+    /// Read from a primary (not a server in recovery).
+    from_primary: bool,
+    /// The highest `seq` this server has (or has deleted).
+    max_seq: u64,
     changes: Vec<Change>,
 }
 
 async fn read_feed(c: &tokio_postgres::Client, cursor: i64, limit: i64) -> Result<Feed> {
+    // `(SELECT 1) one` keeps a row when the state rows are missing (then: nothing pruned,
+    // no heartbeat).
     let rows = c
         .query(
-            "SELECT f.pruned_through, extract(epoch FROM now() - f.heartbeat_at)::float8, \
+            "SELECT coalesce(f.pruned_through, 0), \
+                    extract(epoch FROM now() - h.at)::float8, \
+                    NOT pg_is_in_recovery(), \
+                    greatest(coalesce((SELECT max(seq) FROM tessera_changes), 0), \
+                             coalesce(f.pruned_through, 0)), \
                     c.seq, c.tenant, c.kid, c.kind \
-             FROM tessera_feed_state f LEFT JOIN LATERAL ( \
+             FROM (SELECT 1) one \
+             LEFT JOIN tessera_feed_state f ON f.id = 1 \
+             LEFT JOIN tessera_heartbeat h ON h.id = 1 \
+             LEFT JOIN LATERAL ( \
                SELECT seq, tenant, kid, kind FROM tessera_changes \
                WHERE seq > $1 ORDER BY seq LIMIT $2 \
-             ) c ON true WHERE f.id = 1 ORDER BY c.seq",
+             ) c ON true ORDER BY c.seq",
             &[&cursor, &limit],
         )
         .await
         .map_err(unavailable)?;
     let first = rows
         .first()
-        .ok_or_else(|| Error::Corrupt("tessera_feed_state has no row".into()))?;
+        .ok_or_else(|| Error::Corrupt("the feed query returned no row".into()))?;
     let mut changes = Vec::with_capacity(rows.len());
     for r in &rows {
-        let Some(seq) = r.get::<_, Option<i64>>(2) else {
+        let Some(seq) = r.get::<_, Option<i64>>(4) else {
             continue;
         };
-        let kid: Vec<u8> = r.get(4);
+        let kid: Vec<u8> = r.get(6);
         changes.push(Change {
             seq: u64_of(seq)?,
-            tenant: r.get(3),
+            tenant: r.get(5),
             kid: KeyId::from_bytes(
                 kid.try_into()
                     .map_err(|_| Error::Corrupt("kid length".into()))?,
             ),
-            kind: match r.get::<_, i16>(5) {
+            kind: match r.get::<_, i16>(7) {
                 0 => ChangeKind::Created,
                 _ => ChangeKind::Revoked,
             },
@@ -720,6 +854,8 @@ async fn read_feed(c: &tokio_postgres::Client, cursor: i64, limit: i64) -> Resul
     Ok(Feed {
         pruned_through: u64_of(first.get(0))?,
         heartbeat_age: first.get(1),
+        from_primary: first.get(2),
+        max_seq: u64_of(first.get(3))?,
         changes,
     })
 }
@@ -867,8 +1003,9 @@ impl KeyStore for PostgresStore {
         };
         let all: Vec<Vec<u8>> = kids.iter().map(|k| k.as_bytes().to_vec()).collect();
         // A stale replica may still show a revoked key as active: ask the primary while the
-        // change feed says the replica is behind (the replica only when there is no primary).
-        let stale = self.replica_stale.load(Ordering::Relaxed);
+        // last poll found the replica behind and the primary answering (the replica if the
+        // primary stopped answering since).
+        let stale = self.keys_from_primary.load(Ordering::Relaxed);
         let rows = if stale {
             self.metrics.fallbacks.with_label_values(&["stale"]).inc();
             self.primary_first(|c| lookup(c, all.clone())).await?
@@ -969,6 +1106,8 @@ impl KeyStore for PostgresStore {
     }
 
     async fn changes_since(&self, cursor: u64, limit: usize) -> Result<Vec<Change>> {
+        let result = self.read_changes(cursor, limit).await;
+        // The sweep comes after the read, so it never delays a poll's revocations.
         let due = {
             let mut last = self
                 .last_sweep
@@ -981,6 +1120,7 @@ impl KeyStore for PostgresStore {
             due
         };
         if due {
+            self.heartbeat().await;
             self.sequence(false).await;
             let purge = async {
                 let mut c = self.primary_conn().await?;
@@ -997,32 +1137,7 @@ impl KeyStore for PostgresStore {
                 tracing::debug!(error = %e, "expired token uses not purged");
             }
         }
-        let cursor_i = i64_of(cursor, "cursor")?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let q = |c: deadpool_postgres::Object| async move { read_feed(&c, cursor_i, limit).await };
-        let mut feed = self.read(&q).await?;
-        if self.replica.is_some() {
-            self.metrics.staleness.set(feed.heartbeat_age.max(0.0));
-            // A replica that stopped replaying still answers, with revocations missing:
-            // past the bound, the feed and key reads go to the primary (cross-datacenter
-            // reads) until the replica catches up. With no primary either, the replica is
-            // the best there is.
-            let stale = feed.heartbeat_age > self.max_staleness;
-            self.replica_stale.store(stale, Ordering::Relaxed);
-            if stale {
-                self.metrics.fallbacks.with_label_values(&["stale"]).inc();
-                match self.on(&self.primary, &q).await {
-                    Ok(f) => feed = f,
-                    Err(e) => tracing::debug!(error = %e, "stale replica and no primary"),
-                }
-            }
-        }
-        if cursor < feed.pruned_through {
-            return Err(Error::FeedTruncated {
-                resume_at: feed.pruned_through,
-            });
-        }
-        Ok(feed.changes)
+        result
     }
 
     async fn change_cursor(&self) -> Result<u64> {
@@ -1122,11 +1237,15 @@ impl KeyStore for PostgresStore {
     }
 
     fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
-        vec![
+        let mut c: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(self.metrics.fallbacks.clone()),
             Box::new(self.metrics.pool.clone()),
-            Box::new(self.metrics.staleness.clone()),
-        ]
+        ];
+        // Only a node with a replica has a staleness to report.
+        if self.replica.is_some() {
+            c.push(Box::new(self.metrics.staleness.clone()));
+        }
+        c
     }
 
     fn observe(&self) {

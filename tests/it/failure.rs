@@ -260,7 +260,9 @@ async fn a_revocation_seen_on_the_feed_wins_over_a_store_copy_behind_it() {
     let body = json!({"kids": [b64kid(&kid)]});
     assert_eq!(s.clearkey(&token, body.clone()).await.status, 200);
     let acme = s.app().auth.tenant_index("acme").unwrap();
-    s.app().cache.revoke(acme, &KeyId::parse(&kid).unwrap());
+    s.app()
+        .cache
+        .revoke(acme, &KeyId::parse(&kid).unwrap(), 1_000);
     // The store still says active; the mark wins, on every request.
     for _ in 0..2 {
         let r = s.clearkey(&token, body.clone()).await;

@@ -380,7 +380,11 @@ pub async fn revoke(
                 .await?
                 .ok_or(Error::NotFound)?;
             // Local effect is immediate; other nodes mark it when they poll the change feed.
-            app.cache.revoke(svc.tenant, &kid);
+            let at = match rec.meta.state {
+                crate::keyring::KeyState::Revoked { at } => at,
+                crate::keyring::KeyState::Active => now_secs(),
+            };
+            app.cache.revoke(svc.tenant, &kid, at);
             app.metrics.keys_revoked.inc();
             audit(
                 app,
