@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Licence throughput, measured in one run on this machine, against a reference in the same run.
 #
-#   load-tests/run.sh [clearkey|widevine|speke|fairplay|playready|postgres|all]     (default all)
+#   load-tests/run.sh [clearkey|widevine|speke|fairplay|playready|postgres|wan|all]  (default all)
 #   DURATION=8 CONNECTIONS=50 TOKENS=900000 to tune
 #
 # clearkey: POST /clearkey/license vs a bare hyper endpoint (load-tests/baseline.rs) on the
@@ -26,6 +26,12 @@
 #   loopback, Tessera reading the standby: ClearKey licences with a warm key cache and with
 #   none (every licence reads the standby), and sequential key-creation latency, each against
 #   the embedded store in the same run. No target ratio: figures for docs/replication.md.
+# wan: the same two clusters with a delay between the "datacenters" (load-tests/delay_proxy.rs,
+#   a mock of the link: this kernel has no netem qdisc) on the standby's replication stream and
+#   on node B's connection to the primary, at one-way 0 ms and WAN_DELAY_MS (default 10) in
+#   the same run: key creation at node A (next to the primary) pays the round trip to the
+#   standby's apply; licences at node B (no key cache: every licence reads its local standby)
+#   do not. Printed: both latencies at both delays and their ratios.
 # speke: POST /speke/v2 as an encryptor starting new content on every request (fresh contentId
 #   and KIDs: each request creates, seals and durably stores its keys, then answers with
 #   Widevine, PlayReady and FairPlay signalling), with 2 and 8 keys, clear and encrypted
@@ -54,7 +60,7 @@ NCPU=$(nproc)
 SERVER_CPU=0
 CLIENT_CPU=$(( NCPU > 1 ? 1 : 0 ))
 
-cargo build --release --quiet --bin tessera --example baseline --example wv_challenge --example fp_spc --example pr_challenge
+cargo build --release --quiet --bin tessera --example baseline --example wv_challenge --example fp_spc --example pr_challenge --example delay_proxy
 BIN=target/release/tessera
 OUT=load-tests/out
 mkdir -p "$OUT"
@@ -252,7 +258,7 @@ if [ "$SCENARIO" = playready ] || [ "$SCENARIO" = all ]; then
   report "tessera playready licence" "$P" "registry crypto floor (1 core)" "$(python3 -c "print(1e6/$REGISTRY_US)")" 0.6 "$METRICS"
 fi
 
-if [ "$SCENARIO" = postgres ] || [ "$SCENARIO" = all ]; then
+if [ "$SCENARIO" = postgres ] || [ "$SCENARIO" = wan ] || [ "$SCENARIO" = all ]; then
   # Two "datacenters" on loopback: a primary and a synchronous standby (remote_apply), Tessera
   # reading the standby. Compared in the same run with the embedded store.
   PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort | tail -1)
@@ -340,6 +346,7 @@ PY
     pids+=($TESSERA_PID)
     wait_port $PUB
   }
+  if [ "$SCENARIO" != wan ]; then
   # Embedded, same run: licences (warm cache) and key creation.
   start_tessera
   KIDS=$(python3 -c '
@@ -370,4 +377,84 @@ print(json.dumps([base64.urlsafe_b64encode(uuid.UUID(k["kid"]).bytes).decode().r
   stop_tessera
   report "postgres warm-cache licence" "$W" "embedded warm-cache licence" "$(rps_of "$E")" "none" "$METRICS"
   report "postgres cold-cache licence" "$C" "embedded warm-cache licence" "$(rps_of "$E")" "none" "$METRICS"
+  fi
+
+  if [ "$SCENARIO" = wan ] || [ "$SCENARIO" = all ]; then
+    WAN_DELAY_MS=${WAN_DELAY_MS:-10}
+    PX_REPL=127.0.0.1:15440; PX_B=127.0.0.1:15441
+    echo 0 >"$WORK/delay_ms"
+    for pair in "$PX_REPL" "$PX_B"; do
+      target/release/examples/delay_proxy "$pair" "127.0.0.1:$PA" "$WORK/delay_ms" 2>>"$WORK/proxy-${pair#*:}.log" &
+      pids+=($!)
+      wait_port "$pair"
+    done
+    # The standby now streams through the link (primary_conninfo reloads: the walreceiver
+    # reconnects).
+    "${AS[@]}" "$PGBIN/psql" -qAt -h 127.0.0.1 -p $PB -U postgres -c \
+      "ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=${PX_REPL#*:} user=postgres application_name=dc_b'" -c "SELECT pg_reload_conf()" >/dev/null
+    for _ in $(seq 100); do grep -q accepted "$WORK/proxy-${PX_REPL#*:}.log" 2>/dev/null && break; sleep 0.1; done
+    grep -q accepted "$WORK/proxy-${PX_REPL#*:}.log" || { echo "the standby did not reconnect through the link" >&2; exit 1; }
+    for _ in $(seq 100); do
+      [ "$("${AS[@]}" "$PGBIN/psql" -qAt -h 127.0.0.1 -p $PA -U postgres -c "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'dc_b'")" = quorum ] && break
+      sleep 0.1
+    done
+    [ -s "$WORK/tokens.txt" ] || "$BIN" token --tenant demo --content-id bench-movie --ttl 3600 --count "$TOKENS" >"$WORK/tokens.txt"
+    # pg_node NAME PRIMARY KEY_CACHE [REPLICA]: a config for node A (next to the primary) or B.
+    pg_node() {
+      pg_config "$3" | sed -e "s|^primary_url = .*|primary_url = \"host=127.0.0.1 port=${2#*:} user=postgres dbname=postgres\"|" \
+        -e "s|^replica_url = .*|${4:+replica_url = \"host=127.0.0.1 port=${4#*:} user=postgres dbname=postgres\"}|" >"$WORK/$1.toml"
+    }
+    pg_node wan-a "127.0.0.1:$PA" 100000
+    pg_node wan-b "$PX_B" 0 "127.0.0.1:$PB"
+    start_node() { # start_node NAME
+      TESSERA_LOG_LEVEL=warn taskset -c $SERVER_CPU "$BIN" --config "$WORK/$1.toml" serve >"$WORK/tessera.out" 2>"$WORK/tessera.err" &
+      TESSERA_PID=$!
+      pids+=($TESSERA_PID)
+      wait_port $PUB
+    }
+    start_node wan-a
+    "$BIN" --config "$WORK/wan-a.toml" keys --server "http://$INT" create --content-id bench-movie --track SD --track HD --track AUDIO >/dev/null
+    WKEYS=$("$BIN" --config "$WORK/wan-a.toml" keys --server "http://$INT" list --content-id bench-movie)
+    stop_tessera
+    WKIDS=$(python3 -c '
+import base64, json, sys, uuid
+keys = json.loads(sys.argv[1])["keys"]
+print(json.dumps([base64.urlsafe_b64encode(uuid.UUID(k["kid"]).bytes).decode().rstrip("=") for k in keys]))' "$WKEYS")
+    # 0, delay, 0 again: the first phase runs right after the creations above (autovacuum,
+    # cold pages), so the comparison uses the second 0 ms phase; both are printed.
+    LIC=(); CRE=()
+    for d in 0 "$WAN_DELAY_MS" 0; do
+      echo "$d" >"$WORK/delay_ms"
+      sleep 0.5
+      start_node wan-a
+      CRE+=("$(create_latency "wan, one-way $d ms, node A" --config "$WORK/wan-a.toml" | tail -1)")
+      stop_tessera
+      start_node wan-b
+      # Warm-up (pools, the standby's buffers), discarded.
+      DURATION=2 run_wrk load-tests/clearkey.lua "http://$PUB/clearkey/license" KIDS="$WKIDS" >/dev/null
+      echo "== wan, one-way $d ms: /clearkey/license at node B, no key cache ==" >&2
+      L=$(run_wrk load-tests/clearkey.lua "http://$PUB/clearkey/license" KIDS="$WKIDS")
+      LIC+=("$L")
+      FALLBACKS=$(curl -s "http://$INT/metrics" | grep -E '^tessera_store_replica_fallbacks_total' | tr '\n' ' ')
+      stop_tessera
+      echo "wan, one-way $d ms, node B licences: $L $FALLBACKS" | tee -a "$OUT/result.txt"
+    done
+    python3 - "$WAN_DELAY_MS" "${LIC[2]}" "${LIC[1]}" "${CRE[2]}" "${CRE[1]}" <<'PY' | tee -a "$OUT/result.txt"
+import re, sys
+d, l0, ld, c0, cd = sys.argv[1:6]
+lic = lambda line: {k: int(v) for k, v in (f.split("=") for f in line.split()[1:])}
+cre = lambda line: [float(x) for x in re.findall(r"p(?:50|99) ([0-9.]+) ms", line)]
+a, b = lic(l0), lic(ld)
+(c0_50, c0_99), (cd_50, cd_99) = cre(c0), cre(cd)
+rps = lambda r: r["requests"] / (r["duration_us"] / 1e6)
+print(f"node B licences (local standby reads), one-way 0 ms: {rps(a):.0f}/s p50 {a['p50_us']} us p99 {a['p99_us']} us; {d} ms: {rps(b):.0f}/s p50 {b['p50_us']} us p99 {b['p99_us']} us")
+print(f"  ratio {d} ms / 0 ms: licences/s {rps(b) / rps(a):.3f}, p99 {b['p99_us'] / a['p99_us']:.3f}")
+print(f"node A key creation (remote_apply), one-way 0 ms: p50 {c0_50:.2f} ms p99 {c0_99:.2f} ms; {d} ms: p50 {cd_50:.2f} ms p99 {cd_99:.2f} ms")
+print(f"  p50 added: {cd_50 - c0_50:.2f} ms (the round trip is {2 * int(d)} ms)")
+if a["errors"] or b["errors"]:
+    sys.exit("node B answered errors")
+PY
+    # Back to the direct stream for anything after.
+    echo 0 >"$WORK/delay_ms"
+  fi
 fi
