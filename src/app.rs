@@ -563,7 +563,9 @@ impl App {
                     );
                     self.cache.drop_active();
                     self.metrics.change_feed_resets.inc();
-                    cursor = resume_at;
+                    // Ends this poll: two databases answering alternately (a split brain)
+                    // must not spin here.
+                    return Ok(resume_at);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "change feed poll failed");

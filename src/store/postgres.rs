@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use prometheus::{Gauge, IntCounterVec, IntGaugeVec, Opts};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio_postgres::Row;
 
@@ -264,9 +264,18 @@ pub struct PostgresStore {
     last_sweep: Mutex<Option<Instant>>,
     sweep_every: Duration,
     max_staleness: f64,
-    /// The last poll found the replica stale and read the feed from the primary: key reads
-    /// go there too until the next poll.
+    /// Key reads go to the primary: the last poll read the feed there, or the replica has
+    /// not yet reached `must_reach`.
     keys_from_primary: AtomicBool,
+    /// The newest change this node read from the primary: until the replica has it, the
+    /// replica's key reads could contradict what this node applied. It moves only when the
+    /// primary is read, so a replica that lags a little under steady writes does catch up.
+    must_reach: AtomicU64,
+    /// Unix milliseconds of the last failed primary operation: for a few seconds after it,
+    /// key reads do not try the primary first (one slow read per failure, not per request).
+    primary_failed_at_ms: AtomicU64,
+    /// The last heartbeat write failed (logged once per outage).
+    heartbeat_failing: AtomicBool,
     retention_secs: f64,
 }
 
@@ -478,6 +487,9 @@ impl PostgresStore {
                 .clamp(Duration::from_millis(250), SWEEP_EVERY),
             max_staleness: cfg.replica_max_staleness_secs as f64,
             keys_from_primary: AtomicBool::new(false),
+            must_reach: AtomicU64::new(0),
+            primary_failed_at_ms: AtomicU64::new(0),
+            heartbeat_failing: AtomicBool::new(false),
             retention_secs: cfg.change_retention_secs as f64,
         };
         for reason in ["miss", "error", "stale"] {
@@ -678,21 +690,24 @@ impl PostgresStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let q = |c: deadpool_postgres::Object| async move { read_feed(&c, cursor_i, limit).await };
         let mut feed = self.read(&q).await?;
-        if self.replica.is_some() && !feed.from_primary {
-            if let Some(age) = feed.heartbeat_age {
-                self.metrics.staleness.set(age);
-            }
-            // A replica that stopped replaying still answers, with revocations missing; one
-            // that has not reached this node's cursor (read from the primary while it was
-            // stale) would undo revocations this node already applied. Either way the feed,
-            // and key reads until the next poll, come from the primary. If the primary does
-            // not answer either, the replica is all there is: key reads stay local, so a
-            // primary outage costs licences nothing.
-            let stale = feed
-                .heartbeat_age
-                .is_some_and(|age| age > self.max_staleness)
-                || feed.max_seq < cursor;
-            let mut primary = false;
+        if self.replica.is_some() {
+            // A replica that stopped replaying still answers, with revocations missing: past
+            // the bound the feed comes from the primary. If the primary does not answer
+            // either, the replica is all there is.
+            let mut primary = feed.from_primary; // read() fell back: the replica failed
+            let mut primary_failed = false;
+            // The gauge is the replica's own lag as read from it; when the replica did not
+            // answer (or is itself a primary now, after a promotion) there is none to show:
+            // 0, and `fallbacks{reason="error"}` counts the failures.
+            self.metrics.staleness.set(if primary {
+                0.0
+            } else {
+                feed.heartbeat_age.unwrap_or(0.0)
+            });
+            let stale = !primary
+                && feed
+                    .heartbeat_age
+                    .is_some_and(|age| age > self.max_staleness);
             if stale {
                 self.metrics.fallbacks.with_label_values(&["stale"]).inc();
                 match self.on(&self.primary, &q).await {
@@ -700,12 +715,23 @@ impl PostgresStore {
                         feed = f;
                         primary = true;
                     }
-                    Err(e) => tracing::debug!(error = %e, "stale replica and no primary"),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "stale replica and no primary");
+                        self.note_primary_failure();
+                        primary_failed = true;
+                    }
                 }
             }
-            self.keys_from_primary.store(primary, Ordering::Relaxed);
-        } else {
-            self.keys_from_primary.store(false, Ordering::Relaxed);
+            if primary {
+                let reached = feed.changes.last().map_or(cursor, |c| c.seq);
+                self.must_reach.fetch_max(reached, Ordering::Relaxed);
+            }
+            // Key reads follow: from the primary while the replica is behind what this node
+            // applied, unless the primary just failed (then a primary outage costs licences
+            // nothing: they read the replica, the best there is).
+            let behind = primary || feed.max_seq < self.must_reach.load(Ordering::Relaxed);
+            self.keys_from_primary
+                .store(behind && !primary_failed, Ordering::Relaxed);
         }
         // A primary without the changes this node has seen: a failover to a standby that
         // was behind (promote the most advanced standby, docs/replication.md). Its sequence may
@@ -723,18 +749,34 @@ impl PostgresStore {
         Ok(feed.changes)
     }
 
+    fn note_primary_failure(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.primary_failed_at_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// A primary operation failed in the last few seconds.
+    fn primary_suspect(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        now.saturating_sub(self.primary_failed_at_ms.load(Ordering::Relaxed)) < 5_000
+    }
+
     /// Writes the primary's clock to the heartbeat that replicas' readers compare with their
     /// own (one round trip). Committed without waiting for a synchronous standby: nothing
     /// here is acknowledged to a client, and a heartbeat that waited for the synchronous
     /// standby would stop when that standby does, making every replica look stale.
-    async fn heartbeat(&self) {
+    async fn heartbeat(&self) -> bool {
         let run = async {
             let mut c = self.primary_conn().await?;
-            // `greatest`: a heartbeat that waited behind another must not move it back.
+            // `at = excluded.at`, not `greatest`: a clock that jumped ahead once must not
+            // freeze the heartbeat (a few milliseconds back between nodes is harmless).
             c.batch_execute(
                 "BEGIN; SET LOCAL synchronous_commit = local; \
                  INSERT INTO tessera_heartbeat (id, at) VALUES (1, clock_timestamp()) \
-                 ON CONFLICT (id) DO UPDATE SET at = greatest(tessera_heartbeat.at, excluded.at); \
+                 ON CONFLICT (id) DO UPDATE SET at = excluded.at; \
                  COMMIT",
             )
             .await
@@ -742,8 +784,21 @@ impl PostgresStore {
             c.finish();
             Ok(())
         };
-        if let Err(e) = self.write(run).await {
-            tracing::debug!(error = %e, "heartbeat not written");
+        match self.write(run).await {
+            Ok(()) => {
+                if self.heartbeat_failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("the heartbeat is written again");
+                }
+                true
+            }
+            Err(e) => {
+                self.note_primary_failure();
+                // Once per outage: every replica will look stale while it lasts.
+                if !self.heartbeat_failing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "the replica heartbeat cannot be written on the primary");
+                }
+                false
+            }
         }
     }
 
@@ -1005,10 +1060,17 @@ impl KeyStore for PostgresStore {
         // A stale replica may still show a revoked key as active: ask the primary while the
         // last poll found the replica behind and the primary answering (the replica if the
         // primary stopped answering since).
-        let stale = self.keys_from_primary.load(Ordering::Relaxed);
+        let stale = self.keys_from_primary.load(Ordering::Relaxed) && !self.primary_suspect();
         let rows = if stale {
             self.metrics.fallbacks.with_label_values(&["stale"]).inc();
-            self.primary_first(|c| lookup(c, all.clone())).await?
+            match self.on(&self.primary, &|c| lookup(c, all.clone())).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::debug!(error = %e, "primary read failed; reading the replica");
+                    self.note_primary_failure();
+                    self.read(|c| lookup(c, all.clone())).await?
+                }
+            }
         } else {
             self.read(|c| lookup(c, all.clone())).await?
         };
@@ -1019,7 +1081,7 @@ impl KeyStore for PostgresStore {
             .filter(|k| !found.contains_key(k))
             .map(|k| k.as_bytes().to_vec())
             .collect();
-        if !missing.is_empty() && self.replica.is_some() && !stale {
+        if !missing.is_empty() && self.replica.is_some() && !stale && !self.primary_suspect() {
             // Not on the replica yet (lag), or not at all: the primary decides.
             self.metrics.fallbacks.with_label_values(&["miss"]).inc();
             let missing = &missing;
@@ -1119,8 +1181,9 @@ impl KeyStore for PostgresStore {
             }
             due
         };
-        if due {
-            self.heartbeat().await;
+        // A primary that cannot take the heartbeat will not take the rest either: one
+        // timeout per sweep, not three.
+        if due && self.heartbeat().await {
             self.sequence(false).await;
             let purge = async {
                 let mut c = self.primary_conn().await?;

@@ -229,7 +229,7 @@ impl Metrics {
                 IntCounter::with_opts(
                     Opts::new(
                         "change_feed_resets_total",
-                        "Times the change feed had been pruned past this node's cursor (its cached keys were dropped).",
+                        "Times the change feed did not continue from this node's cursor (pruned past it, or a failover to a database behind it); its cached keys were dropped.",
                     )
                     .namespace("tessera"),
                 )

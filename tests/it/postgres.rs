@@ -298,9 +298,10 @@ async fn retention_prunes_the_feed_and_a_cursor_behind_it_is_told() {
     let node = node(&db.url(), None, 100).await;
     node.create_keys("acme", "film", &["SD"]).await;
     assert!(!node.app().cache.is_empty(), "created keys are cached");
-    let cursor = node.app().poll_changes(0).await.unwrap();
-    assert!(cursor > last);
+    // That poll ends at the watermark; the next one goes on from there.
+    assert_eq!(node.app().poll_changes(0).await.unwrap(), last);
     assert!(node.app().cache.is_empty());
+    assert!(node.app().poll_changes(last).await.unwrap() > last);
     let m = node.metrics().await;
     assert!(
         m.lines().any(|l| l == "tessera_change_feed_resets_total 1"),
@@ -461,9 +462,19 @@ async fn a_stalled_replica_is_detected_and_revocations_still_arrive() {
             .parse()
             .unwrap()
     };
-    // Healthy first: heartbeats every half second, well inside the bound.
+    let stale_reads = |m: &str| -> u64 {
+        m.lines()
+            .find_map(|l| {
+                l.strip_prefix("tessera_store_replica_fallbacks_total{reason=\"stale\"} ")
+            })
+            .unwrap_or_else(|| panic!("no stale fallbacks counter: {m}"))
+            .parse()
+            .unwrap()
+    };
+    // Healthy first: heartbeats every half second, well inside the bound (a measured age:
+    // the gauge is 0 until the first poll).
     let t = Instant::now();
-    while staleness(&c.metrics().await) >= 1.0 {
+    while !(staleness(&c.metrics().await) > 0.0 && staleness(&c.metrics().await) < 1.0) {
         assert!(
             t.elapsed() < Duration::from_secs(10),
             "dc_c never looked healthy"
@@ -499,18 +510,29 @@ async fn a_stalled_replica_is_detected_and_revocations_still_arrive() {
     for node in [&c, &c0] {
         let m = node.metrics().await;
         assert!(staleness(&m) > 2.0, "{m}");
-        let stale: u64 = m
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("tessera_store_replica_fallbacks_total{reason=\"stale\"} ")
-            })
-            .unwrap_or_else(|| panic!("no stale fallbacks counter: {m}"))
-            .parse()
-            .unwrap();
-        assert!(stale > 0, "{m}");
+        assert!(stale_reads(&m) > 0, "{m}");
     }
 
-    // Replay resumes: the replica catches up and is trusted again.
+    // Replay resumes, lagging 300 ms behind from now on (longer than a poll interval, well
+    // inside the 2 s bound), while keys are created steadily at A. The replica catches up
+    // and is trusted again: the target it had to reach stopped moving when the primary
+    // stopped being read, so a replica a little behind the newest change is not stale.
+    // (Chasing the primary's newest change instead would keep it stale as long as the
+    // writes go on.) Key reads at C0 (every licence is one) then stay local.
+    c_db.sql("ALTER SYSTEM SET recovery_min_apply_delay = '300ms'")
+        .await;
+    c_db.sql("SELECT pg_reload_conf()").await;
+    let mut n = 0;
+    let mut write = async || {
+        a.create_keys("acme", &format!("steady-{n}"), &["SD"]).await;
+        assert_eq!(clearkey(&c0, &token, &hd).await.status, 403);
+        n += 1;
+    };
+    // The writes start while C still reads the primary, so its cursor is at the newest.
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(500) {
+        write().await;
+    }
     c_db.sql("SELECT pg_wal_replay_resume()").await;
     let t = Instant::now();
     while staleness(&c.metrics().await) > 2.0 {
@@ -518,9 +540,28 @@ async fn a_stalled_replica_is_detected_and_revocations_still_arrive() {
             t.elapsed() < Duration::from_secs(15),
             "dc_c never caught up"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        write().await;
     }
-    assert_eq!(clearkey(&c0, &token, &hd).await.status, 403);
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(1_500) {
+        write().await;
+    }
+    let before = [
+        stale_reads(&c.metrics().await),
+        stale_reads(&c0.metrics().await),
+    ];
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(2_000) {
+        write().await;
+    }
+    let after = [
+        stale_reads(&c.metrics().await),
+        stale_reads(&c0.metrics().await),
+    ];
+    assert_eq!(
+        before, after,
+        "steady creations kept a caught-up replica stale"
+    );
     drop(b_db);
 }
 
