@@ -16,6 +16,13 @@
 //!   So rows are written unnumbered, and a sequencer numbers committed rows afterwards, one
 //!   sequencer at a time under an advisory lock: the writer runs it right after its commit,
 //!   and pollers run a sweep every few seconds for rows whose writer died in between.
+//! - **A stalled replica** still answers, with revocations missing: sweeps write a heartbeat
+//!   on the primary, pollers read its age from the replica with the changes, and past
+//!   `replica_max_staleness_secs` the feed and key reads go to the primary until the replica
+//!   has caught up (or stay local when the primary does not answer either).
+//! - **Retention** deletes a `seq`-ordered prefix of old changes and records the watermark;
+//!   a cursor below it, or above a primary's newest change (a failover to a standby that was
+//!   behind), is [`Error::FeedReset`]: the poller drops its opened keys.
 //! - Keys stay sealed (AES-256-GCM by the keyring): a dump of the database reveals no key.
 
 use super::{Change, ChangeKind, Error, Inserted, KeyRecord, KeyStore, Result, SameKey};
@@ -97,11 +104,12 @@ pub struct PostgresConfig {
     /// Accept `sslmode=prefer` or `disable` (plaintext, or TLS an attacker can strip):
     /// only for loopback or a trusted network.
     pub allow_plaintext: bool,
-    /// A replica whose heartbeat is older than this many seconds is stale: the change feed
-    /// (revocations) is then read from the primary until it catches up.
+    /// A replica whose copy of the primary's heartbeat is older than this many seconds is
+    /// stale: the change feed (revocations) and key reads then go to the primary until it
+    /// catches up.
     pub replica_max_staleness_secs: u64,
-    /// Change-feed rows older than this many seconds are deleted. A node whose cursor falls
-    /// behind the deleted rows drops its cached keys.
+    /// Change-feed rows numbered longer ago than this many seconds are deleted. A node whose
+    /// cursor falls behind the deleted rows drops its cached keys.
     pub change_retention_secs: u64,
 }
 
@@ -495,8 +503,8 @@ impl PostgresStore {
         for reason in ["miss", "error", "stale"] {
             store.metrics.fallbacks.with_label_values(&[reason]);
         }
-        // The schema must be the binary's: asked of the primary (a replica may not have
-        // replayed a migration yet), or of the replica while there is no primary.
+        // The schema must be one this binary works on: asked of the primary (a replica may not
+        // have replayed a migration yet), or of the replica while there is no primary.
         let want = MIGRATIONS.last().map_or(0, |m| m.version);
         // (version, compatible_from); the column is read through to_jsonb because a
         // schema-1 database (migrated by an older binary) does not have it.
