@@ -958,6 +958,21 @@ mod tests {
         );
     }
 
+    /// One `[[tenants]]` entry: issuer `https://idp`, an HS256 key.
+    fn tenant(id: &str) -> String {
+        format!(
+            r#"
+            [[tenants]]
+            id = "{id}"
+            issuers = ["https://idp"]
+            audiences = ["tessera"]
+            [[tenants.keys]]
+            algorithms = ["HS256"]
+            secret = "0123456789abcdef0123456789abcdef"
+            "#
+        )
+    }
+
     #[test]
     fn postgres_feed_settings_are_checked() {
         let text = r#"
@@ -967,15 +982,10 @@ mod tests {
             change_poll_interval_ms = 1000
             [storage.postgres]
             primary_url = "host=db sslmode=require"
-            [[tenants]]
-            id = "a"
-            issuers = ["https://idp"]
-            audiences = ["tessera"]
-            [[tenants.keys]]
-            algorithms = ["HS256"]
-            secret = "0123456789abcdef0123456789abcdef"
-        "#;
-        let mut cfg = Config::from_toml(text).unwrap();
+        "#
+        .to_owned()
+            + &tenant("a");
+        let mut cfg = Config::from_toml(&text).unwrap();
         cfg.validate().unwrap();
         cfg.storage.postgres.replica_max_staleness_secs = 3;
         let e = cfg.validate().unwrap_err().to_string();
@@ -989,23 +999,8 @@ mod tests {
 
     #[test]
     fn production_needs_master_key_and_unique_issuers() {
-        let text = r#"
-            [[tenants]]
-            id = "a"
-            issuers = ["https://idp"]
-            audiences = ["tessera"]
-            [[tenants.keys]]
-            algorithms = ["HS256"]
-            secret = "0123456789abcdef0123456789abcdef"
-            [[tenants]]
-            id = "b"
-            issuers = ["https://idp"]
-            audiences = ["tessera"]
-            [[tenants.keys]]
-            algorithms = ["HS256"]
-            secret = "0123456789abcdef0123456789abcdef"
-        "#;
-        let mut cfg = Config::from_toml(text).unwrap();
+        let text = tenant("a") + &tenant("b");
+        let mut cfg = Config::from_toml(&text).unwrap();
         assert!(
             cfg.validate()
                 .unwrap_err()

@@ -546,18 +546,18 @@ async fn a_stalled_replica_is_detected_and_revocations_still_arrive() {
     while t.elapsed() < Duration::from_millis(1_500) {
         write().await;
     }
-    let before = [
-        stale_reads(&c.metrics().await),
-        stale_reads(&c0.metrics().await),
-    ];
+    let stale_now = async || {
+        [
+            stale_reads(&c.metrics().await),
+            stale_reads(&c0.metrics().await),
+        ]
+    };
+    let before = stale_now().await;
     let t = Instant::now();
     while t.elapsed() < Duration::from_millis(2_000) {
         write().await;
     }
-    let after = [
-        stale_reads(&c.metrics().await),
-        stale_reads(&c0.metrics().await),
-    ];
+    let after = stale_now().await;
     assert_eq!(
         before, after,
         "steady creations kept a caught-up replica stale"
