@@ -137,19 +137,6 @@ impl Error {
         "insufficient_scope",
         "auth_unavailable",
     ];
-
-    /// HTTP status: 401 for an unusable token, 403 for a valid one that lacks rights, 503
-    /// when we cannot decide.
-    pub fn status(&self) -> u16 {
-        match self {
-            Error::InsufficientScope
-            | Error::WrongPurpose
-            | Error::NoEntitlement
-            | Error::Replayed => 403,
-            Error::Unavailable => 503,
-            _ => 401,
-        }
-    }
 }
 
 /// Service scopes (`scope` claim).

@@ -1,10 +1,20 @@
-//! Error rendering at the HTTP boundary.
+//! Errors at the HTTP boundary: where each failure's status class is decided, and the
+//! problem-JSON rendering.
 //!
-//! Error policy (STYLE §4): every module has one `thiserror` enum; each protocol's enum
-//! implements [`ApiError`], which decides the status, the machine-readable code and the
-//! client-facing detail in that protocol's wire format. ClearKey, HLS and the key API speak
-//! RFC 9457 problem JSON. The client never sees internal detail (store messages, crypto
-//! failures): 5xx problems carry a fixed text, and the full error is logged once, here.
+//! Error policy (STYLE §4): every module has one `thiserror` enum, and every enum that can
+//! reach a client implements [`ApiError`]: the HTTP status and the machine-readable code.
+//! The status class follows the source (E3) and is decided once, here, for the errors
+//! every protocol shares: a token's ([`crate::auth::Error`]: 401, 403, or 503 when it
+//! cannot be decided), the store's ([`crate::store::Error`]: 503 when unreachable, else
+//! 500) and the app's. A protocol's own enum decides only its own variants and delegates
+//! the shared ones, so "store unavailable is 503" is written once.
+//!
+//! Each wire format renders an [`ApiError`] in its own way: RFC 9457 problem JSON here
+//! ([`problem`]: ClearKey, HLS, the key API, Widevine-style refusals), SOAP faults
+//! (PlayReady-style licences and packaging), SPEKE's plain text, FairPlay-style status
+//! codes, and the Widevine-style key API's in-band statuses. All of them hide a 5xx's
+//! detail from the client ([`public_detail`]) and hand the full error to the accept loop
+//! ([`Failure`]), which logs it once with the request id.
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
@@ -22,15 +32,31 @@ pub trait ApiError: std::fmt::Display {
     }
 }
 
+/// What a client is told of a server-side failure: nothing it could use to probe us.
+pub const SERVER_FAULT_TEXT: &str =
+    "the server could not complete the request; see its logs for the request id";
+
+/// The detail a client may see: the error's text for a refusal, a fixed text for a 5xx.
+pub fn public_detail(err: &dyn ApiError) -> String {
+    if err.status().is_server_error() {
+        SERVER_FAULT_TEXT.to_owned()
+    } else {
+        err.to_string()
+    }
+}
+
+/// Attaches the full error to a response for the accept loop to log (see [`Failure`]).
+pub fn attach_failure(resp: &mut Response<Full<Bytes>>, err: &dyn ApiError) {
+    resp.extensions_mut().insert(Failure {
+        code: err.code(),
+        detail: err.to_string(),
+    });
+}
+
 /// Renders `err` as `application/problem+json`, logging server-side failures once.
 pub fn problem(err: &dyn ApiError) -> Response<Full<Bytes>> {
     let status = err.status();
-    let full = err.to_string();
-    let detail = if status.is_server_error() {
-        "the server could not complete the request; see its logs for the request id".to_owned()
-    } else {
-        full.clone()
-    };
+    let detail = public_detail(err);
     let mut body = serde_json::json!({
         "type": format!("urn:tessera:problem:{}", err.code()),
         "title": status.canonical_reason().unwrap_or("Error"),
@@ -48,11 +74,7 @@ pub fn problem(err: &dyn ApiError) -> Response<Full<Bytes>> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
-    // The HTTP boundary logs this once, with the request id (see `Failure`).
-    resp.extensions_mut().insert(Failure {
-        code: err.code(),
-        detail: full,
-    });
+    attach_failure(&mut resp, err);
     if status == StatusCode::UNAUTHORIZED {
         // RFC 6750 §3: tell the client which scheme, without echoing anything of its token.
         resp.headers_mut().insert(
@@ -122,6 +144,61 @@ impl ApiError for Error {
             Error::BodyTimeout => "body_timeout",
             Error::MetricsAuth => "metrics_unauthorized",
             Error::OriginNotAllowed => "origin_not_allowed",
+        }
+    }
+}
+
+impl ApiError for crate::auth::Error {
+    /// 401 for an unusable token, 403 for a valid one that lacks rights, 503 when the
+    /// decision cannot be made (replay tracking full, JWKS never fetched, the shared use
+    /// counter unreachable): fail closed, and let the client retry.
+    fn status(&self) -> StatusCode {
+        use crate::auth::Error as E;
+        match self {
+            E::InsufficientScope | E::WrongPurpose | E::NoEntitlement | E::Replayed => {
+                StatusCode::FORBIDDEN
+            }
+            E::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+    fn code(&self) -> &'static str {
+        crate::auth::Error::code(self)
+    }
+}
+
+impl ApiError for crate::store::Error {
+    /// An unreachable store is the one failure a retry may cure: 503. A KID conflict is
+    /// the caller's (409); anything else the store says is our fault (500).
+    fn status(&self) -> StatusCode {
+        use crate::store::Error as E;
+        match self {
+            E::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            E::Conflict(_) => StatusCode::CONFLICT,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+    fn code(&self) -> &'static str {
+        use crate::store::Error as E;
+        match self {
+            E::Unavailable(_) => "store_unavailable",
+            E::Conflict(_) => "key_conflict",
+            _ => "internal",
+        }
+    }
+}
+
+impl ApiError for crate::app::Error {
+    fn status(&self) -> StatusCode {
+        match self {
+            crate::app::Error::Store(e) => e.status(),
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            crate::app::Error::Store(e) => e.code(),
+            _ => "internal",
         }
     }
 }

@@ -36,13 +36,10 @@ impl ApiError for Error {
         match self {
             Error::Http(e) => e.status(),
             Error::Request(_) => StatusCode::BAD_REQUEST,
-            Error::Auth(e) => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED),
+            Error::Auth(e) => e.status(),
             Error::Refused(_) | Error::PersistenceNotAllowed => StatusCode::FORBIDDEN,
             Error::NotFound => StatusCode::NOT_FOUND,
-            Error::App(crate::app::Error::Store(crate::store::Error::Unavailable(_))) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Error::App(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::App(e) => e.status(),
         }
     }
 
@@ -54,10 +51,7 @@ impl ApiError for Error {
             Error::Refused(_) => "no_entitled_keys",
             Error::NotFound => "key_not_found",
             Error::PersistenceNotAllowed => "persistence_not_allowed",
-            Error::App(crate::app::Error::Store(crate::store::Error::Unavailable(_))) => {
-                "store_unavailable"
-            }
-            Error::App(_) => "internal",
+            Error::App(e) => e.code(),
         }
     }
 

@@ -146,6 +146,26 @@ async fn store_outage_is_503_and_recovers() {
         )
         .await;
     assert_eq!((r.status, r.code().as_str()), (503, "store_unavailable"));
+    // Every front door decides "store unavailable" the same way (503), whatever its wire
+    // format: here a SOAP fault from PlayReady packaging.
+    let packaging = s
+        .call(
+            "POST",
+            &format!(
+                "{}/playready/packaging/acme?token={}",
+                s.internal,
+                service_token("acme", &["keys:write", "keys:read"])
+            ),
+            &[],
+            PACKAGING_REQUEST,
+        )
+        .await;
+    let fault = String::from_utf8_lossy(&packaging.body).into_owned();
+    assert_eq!(packaging.status, 503, "{fault}");
+    assert!(
+        fault.contains("soap:Server") && fault.contains("<code>store_unavailable</code>"),
+        "{fault}"
+    );
     assert_eq!(
         s.call("GET", &format!("{}/readyz", s.internal), &[], "")
             .await
@@ -270,3 +290,6 @@ async fn a_revocation_seen_on_the_feed_wins_over_a_store_copy_behind_it() {
         assert_eq!(r.json()["reasons"][0]["reason"], "key_revoked");
     }
 }
+
+/// A PlayReady `AcquirePackagingData` request as Shaka Packager sends it.
+const PACKAGING_REQUEST: &str = r#"<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><AcquirePackagingData xmlns="http://schemas.microsoft.com/DRM/2007/03/protocols"><challenge xmlns="http://schemas.microsoft.com/DRM/2007/03/protocols/AcquirePackagingData/v1.0"><ProtectionSystems><ProtectionSystemId>9A04F079-9840-4286-AB92-E65BE0885F95</ProtectionSystemId></ProtectionSystems><StreamProtectionRequests><StreamInformation><ProgramIdentifier>outage-program</ProgramIdentifier></StreamInformation></StreamProtectionRequests></challenge></AcquirePackagingData></soap:Body></soap:Envelope>"#;

@@ -9,7 +9,7 @@
 use super::document::{self, Context};
 use crate::app::{App, now_secs};
 use crate::auth::Scope;
-use crate::http::error::{self, Failure};
+use crate::http::error::{self, ApiError};
 use crate::http::{Ctx, body};
 use crate::keyring::TrackType;
 use crate::protocol::keyapi::provision::{self, Named};
@@ -45,24 +45,20 @@ pub enum Error {
     Key(provision::Error),
 }
 
-impl Error {
+impl ApiError for Error {
     fn status(&self) -> StatusCode {
-        use crate::http::error::ApiError;
         match self {
             Error::Http(e) => e.status(),
             Error::Document(e) if e.is_malformed() => StatusCode::BAD_REQUEST,
             Error::Document(e) if e.is_internal() => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Document(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::Auth(e) => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED),
+            Error::Auth(e) => e.status(),
             Error::NoRead => StatusCode::FORBIDDEN,
-            Error::Key(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Key(provision::Error::App(_)) => StatusCode::INTERNAL_SERVER_ERROR,
-            Error::Key(_) => StatusCode::CONFLICT,
+            Error::Key(e) => e.status(),
         }
     }
 
     fn code(&self) -> &'static str {
-        use crate::http::error::ApiError;
         match self {
             Error::Http(e) => e.code(),
             Error::Document(e) if e.is_malformed() => "request_invalid",
@@ -70,9 +66,7 @@ impl Error {
             Error::Document(_) => "speke_contract",
             Error::Auth(e) => e.code(),
             Error::NoRead => "scope_missing",
-            Error::Key(e) if e.is_unavailable() => "store_unavailable",
-            Error::Key(provision::Error::App(_)) => "internal",
-            Error::Key(_) => "key_conflict",
+            Error::Key(e) => e.code(),
         }
     }
 }
@@ -117,17 +111,12 @@ pub async fn handle(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Respons
         }
         Err(e) => {
             let status = e.status();
-            let text = if status.is_server_error() {
-                "the server could not complete the request; see its logs for the request id"
-                    .to_owned()
-            } else {
-                e.to_string()
-            };
-            let mut r = error::with_status(status, "text/plain; charset=utf-8", text);
-            r.extensions_mut().insert(Failure {
-                code: e.code(),
-                detail: e.to_string(),
-            });
+            let mut r = error::with_status(
+                status,
+                "text/plain; charset=utf-8",
+                error::public_detail(&e),
+            );
+            error::attach_failure(&mut r, &e);
             if status == StatusCode::UNAUTHORIZED {
                 r.headers_mut().insert(
                     http::header::WWW_AUTHENTICATE,

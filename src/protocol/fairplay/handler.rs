@@ -10,6 +10,7 @@ use super::request::{self, Shape};
 use super::spc::{self, SpcVersion};
 use super::{Error, asset};
 use crate::app::App;
+use crate::http::error::{ApiError, attach_failure, public_detail};
 use crate::http::{Ctx, body};
 use crate::keyring::{CachedKey, KeyId};
 use crate::license::policy::{Hdcp, SecurityLevel};
@@ -47,21 +48,30 @@ enum Refusal {
     App(#[from] crate::app::Error),
 }
 
-impl Refusal {
+impl ApiError for Refusal {
     fn status(&self) -> StatusCode {
-        use crate::http::error::ApiError;
         match self {
-            Refusal::Fps(Error::Internal) | Refusal::App(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Refusal::Fps(Error::Internal) => StatusCode::INTERNAL_SERVER_ERROR,
             Refusal::Fps(_) | Refusal::Mismatch => StatusCode::BAD_REQUEST,
-            Refusal::Auth(e) => {
-                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED)
-            }
+            Refusal::Auth(e) => e.status(),
             Refusal::NotEntitled(_) => StatusCode::FORBIDDEN,
             Refusal::UnknownAsset | Refusal::NotConfigured => StatusCode::NOT_FOUND,
             Refusal::Http(e) => e.status(),
+            Refusal::App(e) => e.status(),
         }
     }
 
+    fn code(&self) -> &'static str {
+        match self {
+            Refusal::Auth(e) => e.code(),
+            Refusal::Http(e) => e.code(),
+            Refusal::NotEntitled(_) => "not_entitled",
+            _ => self.fps().1,
+        }
+    }
+}
+
+impl Refusal {
     /// (FPS status, its name).
     fn fps(&self) -> (i32, &'static str) {
         match self {
@@ -86,16 +96,6 @@ impl Refusal {
             Refusal::App(_) => (-42601, "internalErr"),
         }
     }
-
-    fn code(&self) -> &'static str {
-        use crate::http::error::ApiError;
-        match self {
-            Refusal::Auth(e) => e.code(),
-            Refusal::Http(e) => e.code(),
-            Refusal::NotEntitled(_) => "not_entitled",
-            _ => self.fps().1,
-        }
-    }
 }
 
 fn respond(
@@ -107,12 +107,7 @@ fn respond(
             let status = e.status();
             let (code, name) = e.fps();
             // One uniform body for every unwrap failure; server faults say nothing more.
-            let text = if status.is_server_error() {
-                "the server could not complete the request; see its logs for the request id"
-                    .to_owned()
-            } else {
-                e.to_string()
-            };
+            let text = public_detail(&e);
             let mut resp = if json {
                 crate::http::error::with_status(
                     status,
@@ -129,10 +124,7 @@ fn respond(
             if let Ok(v) = HeaderValue::from_str(&code.to_string()) {
                 resp.headers_mut().insert("x-fps-status", v);
             }
-            resp.extensions_mut().insert(crate::http::error::Failure {
-                code: e.code(),
-                detail: e.to_string(),
-            });
+            attach_failure(&mut resp, &e);
             resp
         }
     }

@@ -70,13 +70,10 @@ impl ApiError for Error {
         match self {
             Error::Http(e) => e.status(),
             Error::Request(_) | Error::Param(_) => StatusCode::BAD_REQUEST,
-            Error::Auth(e) => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED),
+            Error::Auth(e) => e.status(),
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::App(crate::app::Error::Store(store::Error::Unavailable(_))) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Error::App(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::App(e) => e.status(),
         }
     }
     fn code(&self) -> &'static str {
@@ -86,10 +83,7 @@ impl ApiError for Error {
             Error::Auth(e) => e.code(),
             Error::NotFound => "key_not_found",
             Error::Conflict(_) => "key_conflict",
-            Error::App(crate::app::Error::Store(store::Error::Unavailable(_))) => {
-                "store_unavailable"
-            }
-            Error::App(_) => "internal",
+            Error::App(e) => e.code(),
         }
     }
 }

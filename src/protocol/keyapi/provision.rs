@@ -39,13 +39,18 @@ impl From<store::Error> for Error {
     }
 }
 
-impl Error {
-    /// True when the store could not be reached (a retry may succeed).
-    pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            Error::App(app::Error::Store(store::Error::Unavailable(_)))
-        )
+impl crate::http::error::ApiError for Error {
+    fn status(&self) -> http::StatusCode {
+        match self {
+            Error::Conflict(_) | Error::Revoked(_) => http::StatusCode::CONFLICT,
+            Error::App(e) => e.status(),
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            Error::Conflict(_) | Error::Revoked(_) => "key_conflict",
+            Error::App(e) => e.code(),
+        }
     }
 }
 

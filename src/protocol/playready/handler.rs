@@ -17,7 +17,7 @@ use super::response::{self, Soap, status};
 use super::xmr::{self, KeyType, Opl};
 use super::{PlayReady, bcert};
 use crate::app::{App, now_secs};
-use crate::http::error::Failure;
+use crate::http::error::{ApiError, attach_failure, public_detail};
 use crate::http::{Ctx, body};
 use crate::keyring::KeyId;
 use crate::license::policy::{Hdcp, Policy, SecurityLevel};
@@ -82,56 +82,30 @@ fn describe(kids: &[(String, &'static str)]) -> String {
         .join(", ")
 }
 
-impl Error {
-    /// SOAP 1.1's HTTP binding (§6.2) answers every fault with 500, and clients expect it;
-    /// so, unlike the other protocols, a refusal is not a 4xx here. Two exceptions a proxy
-    /// or client acts on: 413 for a body over the cap (refused unread), 503 while the store
-    /// or the token keys are unreachable (retry later). Refusals are counted by reason in
-    /// `tessera_auth_denials_total`, not by status class.
-    /// SOAP 1.2's binding (Part 2 §7.5.1.2) answers a Sender fault with 400.
-    fn http_status(&self, soap: Soap) -> StatusCode {
-        use crate::http::error::ApiError;
+impl ApiError for Error {
+    /// The status class as every protocol decides it (E3). SOAP's HTTP binding then maps
+    /// it onto the wire: see [`Error::http_status`].
+    fn status(&self) -> StatusCode {
         match self {
-            Error::Http(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => e.status(),
+            Error::Http(e) => e.status(),
             Error::NotConfigured => StatusCode::NOT_FOUND,
-            _ if self.unavailable() => StatusCode::SERVICE_UNAVAILABLE,
-            _ if soap == Soap::V12 && response::sender_fault(self.status()) => {
-                StatusCode::BAD_REQUEST
-            }
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn unavailable(&self) -> bool {
-        match self {
-            Error::App(crate::app::Error::Store(crate::store::Error::Unavailable(_))) => true,
-            Error::Auth(e) => e.status() == 503,
-            _ => false,
-        }
-    }
-
-    fn server_fault(&self) -> bool {
-        matches!(self, Error::App(_) | Error::Crypto(_)) || self.unavailable()
-    }
-
-    /// The PlayReady status in the fault's detail.
-    fn status(&self) -> u32 {
-        match self {
-            Error::Challenge(challenge::Error::HeaderVersion(_)) => {
-                status::PROTOCOL_VERSION_MISMATCH
-            }
-            Error::Http(_) | Error::Challenge(_) | Error::Kids(_) => status::INVALID_MESSAGE,
-            _ if self.unavailable() => status::INTERNAL_ERROR,
-            Error::Auth(_) | Error::Device(_) | Error::Refused(_) | Error::NotConfigured => {
-                status::SERVICE_SPECIFIC
-            }
-            Error::App(_) | Error::Crypto(_) => status::INTERNAL_ERROR,
+            Error::Auth(e) => e.status(),
+            Error::Challenge(
+                challenge::Error::Digest
+                | challenge::Error::Signature
+                | challenge::Error::ServerKey
+                | challenge::Error::ClientData,
+            )
+            | Error::Device(_)
+            | Error::Refused(_) => StatusCode::FORBIDDEN,
+            Error::Challenge(_) | Error::Kids(_) => StatusCode::BAD_REQUEST,
+            Error::App(e) => e.status(),
+            Error::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// Machine-readable code (the problem codes of the other protocols).
-    pub fn code(&self) -> &'static str {
-        use crate::http::error::ApiError;
+    fn code(&self) -> &'static str {
         match self {
             Error::Http(e) => e.code(),
             Error::NotConfigured => "protocol_not_configured",
@@ -145,10 +119,40 @@ impl Error {
             Error::Device(d) => d.code(),
             Error::Kids(_) => "kids_invalid",
             Error::Refused(_) => "no_entitled_keys",
-            Error::App(crate::app::Error::Store(crate::store::Error::Unavailable(_))) => {
-                "store_unavailable"
+            Error::App(e) => e.code(),
+            Error::Crypto(_) => "internal",
+        }
+    }
+}
+
+impl Error {
+    /// SOAP 1.1's HTTP binding (§6.2) answers every fault with 500, and clients expect it;
+    /// so, unlike the other protocols, a refusal is not a 4xx here. Two exceptions a proxy
+    /// or client acts on: 413 for a body over the cap (refused unread), 503 while the store
+    /// or the token keys are unreachable (retry later). Refusals are counted by reason in
+    /// `tessera_auth_denials_total`, not by status class.
+    /// SOAP 1.2's binding (Part 2 §7.5.1.2) answers a Sender fault with 400.
+    fn http_status(&self, soap: Soap) -> StatusCode {
+        match self.status() {
+            s @ (StatusCode::PAYLOAD_TOO_LARGE
+            | StatusCode::NOT_FOUND
+            | StatusCode::SERVICE_UNAVAILABLE) => s,
+            _ if soap == Soap::V12 && response::sender_fault(self.pr_status()) => {
+                StatusCode::BAD_REQUEST
             }
-            Error::App(_) | Error::Crypto(_) => "internal",
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The PlayReady status in the fault's detail.
+    fn pr_status(&self) -> u32 {
+        match self {
+            Error::Challenge(challenge::Error::HeaderVersion(_)) => {
+                status::PROTOCOL_VERSION_MISMATCH
+            }
+            Error::Http(_) | Error::Challenge(_) | Error::Kids(_) => status::INVALID_MESSAGE,
+            _ if self.status().is_server_error() => status::INTERNAL_ERROR,
+            _ => status::SERVICE_SPECIFIC,
         }
     }
 }
@@ -171,21 +175,12 @@ pub async fn handle(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Respons
             {
                 app.metrics.denial(e.code());
             }
-            let text = if e.server_fault() {
-                "the server could not complete the request; see its logs for the request id"
-                    .to_owned()
-            } else {
-                e.to_string()
-            };
             let mut resp = xml(
                 e.http_status(soap),
                 soap,
-                response::fault(soap, e.status(), e.code(), &text),
+                response::fault(soap, e.pr_status(), e.code(), &public_detail(&e)),
             );
-            resp.extensions_mut().insert(Failure {
-                code: e.code(),
-                detail: e.to_string(),
-            });
+            attach_failure(&mut resp, &e);
             resp
         }
     }

@@ -14,7 +14,7 @@
 use crate::app::{App, now_secs};
 use crate::auth::Scope;
 use crate::encoding::b64_encode;
-use crate::http::error::{self, Failure};
+use crate::http::error::{self, ApiError};
 use crate::http::{Ctx, body};
 use crate::protocol::keyapi::provision::{self, Slot};
 use crate::protocol::playready::header::HeaderKey;
@@ -35,6 +35,9 @@ const PLAYREADY_ID: &str = "9A04F079-9840-4286-AB92-E65BE0885F95";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// Body cap, timeout, unreadable body.
+    #[error(transparent)]
+    Http(#[from] crate::http::error::Error),
     /// The body is not an `AcquirePackagingData` request.
     #[error("malformed request: {0}")]
     Malformed(String),
@@ -47,31 +50,34 @@ pub enum Error {
     /// The token may create keys but not read them.
     #[error("the token may not read key material (needs keys:read)")]
     NoRead,
-    /// The program's key is revoked or belongs elsewhere.
+    /// The program's key is revoked or belongs elsewhere, or the store failed.
     #[error("{0}")]
-    Refused(String),
-    /// Tessera's own failure.
+    Key(#[from] provision::Error),
+    /// A broken invariant of ours.
     #[error("internal: {0}")]
-    Internal(String),
+    Internal(&'static str),
 }
 
-impl Error {
+impl ApiError for Error {
     fn status(&self) -> StatusCode {
         match self {
+            Error::Http(e) => e.status(),
             Error::Malformed(_) => StatusCode::BAD_REQUEST,
-            Error::Auth(e) => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED),
+            Error::Auth(e) => e.status(),
             Error::WrongTenant | Error::NoRead => StatusCode::FORBIDDEN,
-            Error::Refused(_) => StatusCode::CONFLICT,
+            Error::Key(e) => e.status(),
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
     fn code(&self) -> &'static str {
         match self {
+            Error::Http(e) => e.code(),
             Error::Malformed(_) => "request_invalid",
             Error::Auth(e) => e.code(),
             Error::WrongTenant => "wrong_tenant",
             Error::NoRead => "scope_missing",
-            Error::Refused(_) => "key_refused",
+            Error::Key(provision::Error::App(e)) => e.code(),
+            Error::Key(_) => "key_refused",
             Error::Internal(_) => "internal",
         }
     }
@@ -150,24 +156,19 @@ pub fn encode(kid: &crate::keyring::KeyId, key: &[u8; 16], pro: &[u8]) -> String
 }
 
 fn fault(err: &Error) -> Response<Full<Bytes>> {
-    let (code, text) = if err.status().is_server_error() {
-        (
-            "soap:Server",
-            "the server could not complete the request; see its logs for the request id".to_owned(),
-        )
+    let code = if err.status().is_server_error() {
+        "soap:Server"
     } else {
-        ("soap:Client", err.to_string())
+        "soap:Client"
     };
+    let text = error::public_detail(err);
     let body = format!(
         r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault><faultcode>{code}</faultcode><faultstring>{}</faultstring><detail><code>{}</code></detail></soap:Fault></soap:Body></soap:Envelope>"#,
         quick_xml::escape::escape(text.as_str()),
         err.code()
     );
     let mut resp = error::with_status(err.status(), "text/xml; charset=utf-8", body);
-    resp.extensions_mut().insert(Failure {
-        code: err.code(),
-        detail: err.to_string(),
-    });
+    error::attach_failure(&mut resp, err);
     resp
 }
 
@@ -220,8 +221,7 @@ async fn answer(
         app.config.limits.max_api_body_bytes,
         app.body_timeout(),
     )
-    .await
-    .map_err(|e| Error::Malformed(e.to_string()))?;
+    .await?;
     let request = parse(&bytes)?;
     let keys = provision::by_slot(
         app,
@@ -233,17 +233,11 @@ async fn answer(
         }],
         now_secs(),
     )
-    .await
-    .map_err(|e| match e {
-        provision::Error::Conflict(_) | provision::Error::Revoked(_) => {
-            Error::Refused(e.to_string())
-        }
-        provision::Error::App(e) => Error::Internal(e.to_string()),
-    })?;
-    let key = &keys
-        .first()
-        .ok_or_else(|| Error::Internal("no key provisioned".into()))?
-        .key;
+    .await?;
+    // Invariant: `by_slot` answers one key per slot, and one slot was asked for.
+    let Some(key) = keys.first().map(|p| &p.key) else {
+        return Err(Error::Internal("no key provisioned"));
+    };
     let la_url = format!("{}/playready/license", app.public_url());
     let pro = playready_pro(
         &[HeaderKey {

@@ -101,7 +101,7 @@ impl ApiError for Error {
         match self {
             Error::Http(e) => e.status(),
             Error::NotConfigured => StatusCode::NOT_FOUND,
-            Error::Auth(e) => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED),
+            Error::Auth(e) => e.status(),
             // Privacy-mode failures are the client's (encrypted to another certificate, or
             // garbled): 400, one code per cause that an honest client can act on.
             Error::Request(_) | Error::NoClientId | Error::Privacy(_) => StatusCode::BAD_REQUEST,
@@ -112,10 +112,8 @@ impl ApiError for Error {
             | Error::RenewalNotAllowed
             | Error::UnknownLicense
             | Error::SessionExpired => StatusCode::FORBIDDEN,
-            Error::App(crate::app::Error::Store(crate::store::Error::Unavailable(_))) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Error::App(_) | Error::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::App(e) => e.status(),
+            Error::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -138,10 +136,8 @@ impl ApiError for Error {
             Error::RenewalNotAllowed => "renewal_not_allowed",
             Error::UnknownLicense => "license_unknown",
             Error::SessionExpired => "license_too_old",
-            Error::App(crate::app::Error::Store(crate::store::Error::Unavailable(_))) => {
-                "store_unavailable"
-            }
-            Error::App(_) | Error::Crypto(_) => "internal",
+            Error::App(e) => e.code(),
+            Error::Crypto(_) => "internal",
         }
     }
 

@@ -16,7 +16,7 @@ use crate::protocol::keyapi::provision::{self, Slot};
 use crate::protocol::signalling::{Scheme, widevine_pssh_data};
 use crate::protocol::widevine::pb;
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use prost::Message;
@@ -430,10 +430,12 @@ where
         match f().await {
             Ok(keys) => return Ok(keys),
             Err(FetchError::Refused(r)) => return Err(r),
-            Err(FetchError::Provision(e)) if e.is_unavailable() => match waits.next() {
-                Some(ms) => tokio::time::sleep(std::time::Duration::from_millis(*ms)).await,
-                None => return Err(refuse(Status::InternalError, e.to_string())),
-            },
+            Err(FetchError::Provision(e)) if e.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                match waits.next() {
+                    Some(ms) => tokio::time::sleep(std::time::Duration::from_millis(*ms)).await,
+                    None => return Err(refuse(Status::InternalError, e.to_string())),
+                }
+            }
             Err(FetchError::Provision(e @ provision::Error::Conflict(_)))
             | Err(FetchError::Provision(e @ provision::Error::Revoked(_))) => {
                 return Err(refuse(Status::AccessDenied, e.to_string()));
