@@ -9,11 +9,11 @@ use crate::http::Ctx;
 use crate::http::cors::Cors;
 use crate::keyring::{CachedKey, KeyCache, KeyId, Keyring, MasterKey};
 use crate::license::Entitlement;
-use crate::store::{self, EmbeddedStore, KeyStore};
+use crate::store::{self, EmbeddedStore, KeyStore, Store};
 use crate::telemetry::Metrics;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// Lifecycle phase, published on a watch channel (STYLE G3).
@@ -71,8 +71,8 @@ pub struct App {
     pub jwks: JwksFetcher,
     /// Envelope encryption.
     pub keyring: Arc<Keyring>,
-    /// Durable key storage.
-    pub store: Arc<dyn KeyStore>,
+    /// Durable key storage (every call timed and counted).
+    pub store: Store,
     /// Opened keys.
     pub cache: KeyCache,
     /// Metrics.
@@ -190,6 +190,18 @@ impl App {
         config
             .validate()
             .map_err(|e| Error::Startup(e.to_string()))?;
+        let metrics = Arc::new(Metrics::new(
+            &crate::http::router::Endpoint::ALL.map(|e| e.as_str()),
+            &crate::protocol::PROTOCOLS,
+            &[
+                &auth::Error::CODES[..],
+                &["not_entitled"],
+                &crate::protocol::widevine::handler::DENIAL_CODES[..],
+                &crate::protocol::playready::handler::DENIAL_CODES[..],
+            ]
+            .concat(),
+        ));
+        let store = Store::new(store, &metrics.store_latency, &metrics.store_errors);
         let master = load_master_key(&config)?;
         let keyring = Arc::new(Keyring::new(master));
         // Prove the master key is the one this store was sealed with, before serving a byte.
@@ -213,17 +225,6 @@ impl App {
             config.limits.replay_cache_capacity,
         ));
         let auth = Authenticator::from_config(&config, replay).map_err(Error::Startup)?;
-        let metrics = Arc::new(Metrics::new(
-            &crate::http::router::Endpoint::ALL.map(|e| e.as_str()),
-            &crate::protocol::PROTOCOLS,
-            &[
-                &auth::Error::CODES[..],
-                &["not_entitled"],
-                &crate::protocol::widevine::handler::DENIAL_CODES[..],
-                &crate::protocol::playready::handler::DENIAL_CODES[..],
-            ]
-            .concat(),
-        ));
         for c in store.collectors() {
             metrics.register(c);
         }
@@ -301,28 +302,6 @@ impl App {
         Duration::from_millis(self.config.server.body_read_timeout_ms.max(1))
     }
 
-    /// Times a store operation into `tessera_store_operation_duration_seconds{op}`.
-    pub async fn timed<T>(
-        &self,
-        op: &'static str,
-        fut: impl Future<Output = store::Result<T>>,
-    ) -> store::Result<T> {
-        let start = Instant::now();
-        let r = fut.await;
-        let backend = self.store.backend();
-        self.metrics
-            .store_latency
-            .with_label_values(&[backend, op])
-            .observe(start.elapsed().as_secs_f64());
-        if r.is_err() {
-            self.metrics
-                .store_errors
-                .with_label_values(&[backend, op])
-                .inc();
-        }
-        r
-    }
-
     /// Looks keys up for a tenant: cache first, then one batched store read for the misses,
     /// opened and cached. Positional; `None` for KIDs the tenant does not have.
     pub async fn lookup_keys(
@@ -348,9 +327,7 @@ impl App {
         self.metrics.cache_misses.inc_by(missing.len() as u64);
         let tenant_id = self.auth.tenant_id(tenant);
         let miss_kids: Vec<KeyId> = missing.iter().map(|&i| kids[i]).collect();
-        let records = self
-            .timed("get_keys", self.store.get_keys(tenant_id, &miss_kids))
-            .await?;
+        let records = self.store.get_keys(tenant_id, &miss_kids).await?;
         for (&i, rec) in missing.iter().zip(records) {
             if let Some(rec) = rec {
                 out[i].1 = Some(self.open_and_cache(tenant, rec)?);
@@ -416,13 +393,7 @@ impl App {
             None => Ok(()),
             Some((max, jti, expires)) => {
                 let tenant = self.auth.tenant_id(ent.tenant);
-                match self
-                    .timed(
-                        "record_token_use",
-                        self.store.record_token_use(tenant, jti, max, expires),
-                    )
-                    .await
-                {
+                match self.store.record_token_use(tenant, jti, max, expires).await {
                     Ok(Some(true)) => Ok(()),
                     Ok(Some(false)) => Err(auth::Error::Replayed),
                     Ok(None) => self.auth.consume(ent, now_secs()),
@@ -475,9 +446,7 @@ impl App {
     /// and one JWKS refresher per source. They stop
     /// when the phase becomes `Draining`.
     pub async fn start_background(self: &Arc<Self>) -> Result<(), Error> {
-        let cursor = self
-            .timed("change_cursor", self.store.change_cursor())
-            .await?;
+        let cursor = self.store.change_cursor().await?;
         let app = self.clone();
         let mut phase = self.phase.subscribe();
         tokio::spawn(async move {
@@ -532,10 +501,7 @@ impl App {
     /// when the feed could not be read to its end).
     pub async fn poll_changes(&self, mut cursor: u64) -> Result<u64, u64> {
         loop {
-            match self
-                .timed("changes_since", self.store.changes_since(cursor, 1000))
-                .await
-            {
+            match self.store.changes_since(cursor, 1000).await {
                 Ok(changes) => {
                     let n = changes.len();
                     for c in changes {

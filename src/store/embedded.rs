@@ -353,6 +353,21 @@ impl KeyStore for EmbeddedStore {
         })
         .await
     }
+
+    /// One node owns an embedded store, so the app's in-process count is exact.
+    async fn record_token_use(
+        &self,
+        _tenant: &str,
+        _jti: &str,
+        _max_uses: u32,
+        _expires_at: u64,
+    ) -> Result<Option<bool>> {
+        Ok(None)
+    }
+
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
 }
 
 #[cfg(test)]

@@ -324,11 +324,8 @@ async fn resolve_key(app: &App, tenant: u32, a: &asset::Asset) -> Result<Arc<Cac
         }
         asset::Asset::ContentId(content) => {
             let records = app
-                .timed(
-                    "list_by_content",
-                    app.store
-                        .list_by_content(app.auth.tenant_id(tenant), content),
-                )
+                .store
+                .list_by_content(app.auth.tenant_id(tenant), content)
                 .await
                 .map_err(crate::app::Error::from)?;
             // A content id names its one active key (HLS FairPlay content has one per title;

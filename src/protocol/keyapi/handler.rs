@@ -207,12 +207,7 @@ async fn import(
                 _ => false,
             }
         });
-    let inserted = app
-        .timed(
-            "insert_keys",
-            app.store.insert_keys(tenant_id, records, same_key),
-        )
-        .await?;
+    let inserted = app.store.insert_keys(tenant_id, records, same_key).await?;
     let mut out = Vec::with_capacity(inserted.len());
     for ins in inserted {
         out.push(provision::Provisioned {
@@ -326,12 +321,7 @@ pub async fn list(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Response<
                 .filter(|c| !c.is_empty())
                 .ok_or_else(|| Error::Param("content_id query parameter is required".into()))?;
             let tenant_id = app.auth.tenant_id(svc.tenant);
-            let records = app
-                .timed(
-                    "list_by_content",
-                    app.store.list_by_content(tenant_id, &content_id),
-                )
-                .await?;
+            let records = app.store.list_by_content(tenant_id, &content_id).await?;
             let mut views = Vec::with_capacity(records.len());
             for rec in records {
                 let k = app.open_and_cache(svc.tenant, rec)?;
@@ -370,7 +360,8 @@ pub async fn revoke(
             let kid = parse_kid(kid)?;
             let tenant_id = app.auth.tenant_id(svc.tenant);
             let rec = app
-                .timed("revoke", app.store.revoke(tenant_id, kid, now_secs()))
+                .store
+                .revoke(tenant_id, kid, now_secs())
                 .await?
                 .ok_or(Error::NotFound)?;
             // Local effect is immediate; other nodes mark it when they poll the change feed.

@@ -87,12 +87,7 @@ pub async fn by_slot(
     now: u64,
 ) -> Result<Vec<Provisioned>, Error> {
     let tenant_id = app.auth.tenant_id(tenant).to_owned();
-    let existing = app
-        .timed(
-            "list_by_content",
-            app.store.list_by_content(&tenant_id, content_id),
-        )
-        .await?;
+    let existing = app.store.list_by_content(&tenant_id, content_id).await?;
     let mut records = Vec::with_capacity(slots.len());
     for slot in slots {
         let same = |e: &&KeyRecord| e.meta.track == slot.track && e.meta.period == slot.period;
@@ -195,19 +190,11 @@ async fn insert(
     records: Vec<KeyRecord>,
 ) -> Result<Vec<store::Inserted>, Error> {
     let active: store::SameKey = Arc::new(|old: &KeyRecord, _: &KeyRecord| old.meta.is_active());
-    match app
-        .timed(
-            "insert_keys",
-            app.store.insert_keys(tenant_id, records, active),
-        )
-        .await
-    {
+    match app.store.insert_keys(tenant_id, records, active).await {
         Ok(inserted) => Ok(inserted),
         // Say which conflict it was: revoked, or another content id.
         Err(store::Error::Conflict(kid)) => {
-            let existing = app
-                .timed("get_keys", app.store.get_keys(tenant_id, &[kid]))
-                .await?;
+            let existing = app.store.get_keys(tenant_id, &[kid]).await?;
             match existing.into_iter().flatten().next() {
                 Some(r) if !r.meta.is_active() => Err(Error::Revoked(kid)),
                 _ => Err(Error::Conflict(kid)),

@@ -351,10 +351,8 @@ async fn fetch(app: &App, tenant: u32, plan: &Plan<'_>) -> Result<Vec<Arc<Cached
     }
     let tenant_id = app.auth.tenant_id(tenant);
     let records = app
-        .timed(
-            "list_by_content",
-            app.store.list_by_content(tenant_id, &plan.content_id),
-        )
+        .store
+        .list_by_content(tenant_id, &plan.content_id)
         .await
         .map_err(provision::Error::from)?;
     if records.is_empty() {
