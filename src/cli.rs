@@ -436,7 +436,10 @@ fn playready_device(config: Option<PathBuf>, a: PlayReadyDeviceArgs) -> ExitCode
             Ok(c) => c,
             Err(code) => return code,
         };
-        return match crate::protocol::playready::PlayReady::load(&cfg.playready, cfg.dev_mode) {
+        return match crate::protocol::playready::PlayReady::load(
+            &cfg.protocols.playready,
+            cfg.dev_mode,
+        ) {
             Ok(Some(pr)) => match crate::crypto::ecc::public_to_pem(pr.server.public()) {
                 Ok(pem) => {
                     print!("{pem}");
@@ -534,8 +537,16 @@ fn load(path: Option<PathBuf>) -> Result<Config, ExitCode> {
     })
 }
 
+/// `tessera check-config`: exactly the startup step `serve` runs before it opens the store
+/// ([`crate::app::prepare`]: every file read and checked), its result discarded.
 fn check_config(path: Option<PathBuf>) -> ExitCode {
-    match load(path) {
+    let prepared = load(path).and_then(|cfg| {
+        crate::app::prepare(cfg).map_err(|e| {
+            eprintln!("tessera: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        })
+    });
+    match prepared.map(|p| p.config) {
         Ok(cfg) => {
             println!(
                 "configuration OK: {} tenant(s), public {}, internal {}, data dir {}{}",
@@ -583,10 +594,18 @@ fn serve(path: Option<PathBuf>, args: ServeArgs) -> ExitCode {
         eprintln!("tessera: {e}");
         return ExitCode::from(EXIT_CONFIG);
     }
+    // Every file the configuration names, read and checked before anything is opened.
+    let prepared = match crate::app::prepare(cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
-    if cfg.server.worker_threads > 0 {
-        rt.worker_threads(cfg.server.worker_threads);
+    if prepared.config.server.worker_threads > 0 {
+        rt.worker_threads(prepared.config.server.worker_threads);
     }
     let rt = match rt.build() {
         Ok(rt) => rt,
@@ -596,8 +615,8 @@ fn serve(path: Option<PathBuf>, args: ServeArgs) -> ExitCode {
         }
     };
     rt.block_on(async move {
-        let dev = cfg.dev_mode;
-        let app = match App::build(cfg).await {
+        let dev = prepared.config.dev_mode;
+        let app = match App::open(prepared).await {
             Ok(app) => app,
             Err(e) => {
                 tracing::error!(error = %e, "startup failed");

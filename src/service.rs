@@ -34,16 +34,8 @@ pub async fn start(app: Arc<App>) -> Result<Running, String> {
     };
     let public = bind(cfg.public_addr).await?;
     let internal = bind(cfg.internal_addr).await?;
-    let public_tls = cfg
-        .public_tls
-        .as_ref()
-        .map(crate::http::tls_acceptor)
-        .transpose()?;
-    let internal_tls = cfg
-        .internal_tls
-        .as_ref()
-        .map(crate::http::tls_acceptor)
-        .transpose()?;
+    let public_tls = app.tls.public.clone();
+    let internal_tls = app.tls.internal.clone();
     let public_addr = public.local_addr().map_err(|e| e.to_string())?;
     let internal_addr = internal.local_addr().map_err(|e| e.to_string())?;
     // Signalling names the public listener; with port 0 only the bound address says where.

@@ -385,7 +385,8 @@ impl TenantKeys {
             k.secret.as_ref(),
             k.secret_file.as_deref(),
             allow_shared,
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         let pem_text = match (&k.public_key_pem, &k.public_key_file, &k.certificate_file) {
             (Some(p), None, None) => Some(p.clone()),
             (None, Some(f), None) | (None, None, Some(f)) => {

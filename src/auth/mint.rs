@@ -74,14 +74,17 @@ impl Signer {
             c.secret.as_ref(),
             c.secret_file.as_deref(),
             allow_shared_files,
-        )? {
+        )
+        .map_err(|e| e.to_string())?
+        {
             return Self::hmac(c.kid.clone(), alg, s.expose().as_bytes());
         }
         let path = c
             .private_key_file
             .as_ref()
             .ok_or("signing_key needs secret, secret_file or private_key_file")?;
-        let text = secrets::read_secret_file(path, allow_shared_files)?;
+        let text =
+            secrets::read_secret_file(path, allow_shared_files).map_err(|e| e.to_string())?;
         let (label, der) = pem::decode_vec(text.expose().trim().as_bytes())
             .map_err(|e| format!("bad PEM: {e}"))?;
         if label != "PRIVATE KEY" {

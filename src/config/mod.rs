@@ -1,61 +1,38 @@
-//! Configuration: a TOML file with a documented default for every field, `TESSERA_*`
-//! environment overrides for deployment values, and validation of everything before a socket
-//! is bound (STYLE C1-C4). With no file, [`Config::dev`] gives the embedded dev-mode
-//! configuration: loopback only, a `demo` tenant, the committed test keys under `keys/`.
+//! Configuration as plain data: a TOML file with a documented default for every field,
+//! `TESSERA_*` environment overrides for deployment values ([`env`]), and [`Config::validate`]
+//! for everything that can be checked without reading a file (STYLE C1-C4). The files a
+//! configuration names (keys, certificates, secrets) are read once, at startup, by
+//! `crate::app::prepare`, which builds the runtime from them; `check-config` runs the same
+//! step. With no file, [`Config::dev`] gives the embedded dev-mode configuration: loopback
+//! only, a `demo` tenant, the committed test keys under `keys/`.
+//!
+//! One file per section: [`server`] (and `[limits]`), [`storage`], [`observability`]
+//! (`[telemetry]`, `[audit]`), [`packaging`], [`tenants`]. The sections of a protocol
+//! (`[widevine]`, `[playready]`, and the `[[tenants]]` members `widevine_signers` and
+//! `fairplay_credentials`) are declared by the protocol itself
+//! ([`crate::protocol::Protocol::SECTION`]) and live in its folder.
 
+pub mod env;
+mod observability;
+mod packaging;
 pub mod secrets;
+mod server;
+mod storage;
+mod tenants;
 
+pub use observability::{AuditConfig, LogFormat, TelemetryConfig};
+pub use packaging::PackagingConfig;
 pub use secrets::Secret;
+pub use server::{LimitsConfig, ServerConfig, TlsConfig};
+pub use storage::StorageConfig;
+pub use tenants::{KeyPurpose, SigningKeyConfig, TenantConfig, VerificationKeyConfig};
 
-use crate::license::policy::Policy;
+pub use crate::protocol::wvkeys::config::DEV_WIDEVINE_TEST_SIGNER;
+use crate::protocol::wvkeys::config::SignerConfig;
+use crate::protocol::{Sections, TenantSections};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-
-/// Environment variable names, in one place (STYLE C4).
-pub mod env {
-    /// Path of the config file (also `--config`).
-    pub const CONFIG: &str = "TESSERA_CONFIG";
-    /// Public listener address.
-    pub const PUBLIC_ADDR: &str = "TESSERA_PUBLIC_ADDR";
-    /// Internal listener address.
-    pub const INTERNAL_ADDR: &str = "TESSERA_INTERNAL_ADDR";
-    /// Data directory of the embedded store.
-    pub const DATA_DIR: &str = "TESSERA_DATA_DIR";
-    /// Master key by value (64 hex digits or base64 of 32 bytes).
-    pub const MASTER_KEY: &str = "TESSERA_MASTER_KEY";
-    /// Master key file (mode 0600).
-    pub const MASTER_KEY_FILE: &str = "TESSERA_MASTER_KEY_FILE";
-    /// `plain` or `json`.
-    pub const LOG_FORMAT: &str = "TESSERA_LOG_FORMAT";
-    /// A tracing filter, e.g. `info` or `tessera=debug`.
-    pub const LOG_LEVEL: &str = "TESSERA_LOG_LEVEL";
-    /// Maximum concurrent connections per listener.
-    pub const MAX_CONNECTIONS: &str = "TESSERA_MAX_CONNECTIONS";
-    /// Header-read timeout in milliseconds.
-    pub const HEADER_READ_TIMEOUT_MS: &str = "TESSERA_HEADER_READ_TIMEOUT_MS";
-    /// Body-read timeout in milliseconds.
-    pub const BODY_READ_TIMEOUT_MS: &str = "TESSERA_BODY_READ_TIMEOUT_MS";
-    /// Drain deadline on shutdown, seconds.
-    pub const DRAIN_TIMEOUT_SECS: &str = "TESSERA_DRAIN_TIMEOUT_SECS";
-    /// Tokio worker threads (0 = one per core).
-    pub const WORKER_THREADS: &str = "TESSERA_WORKER_THREADS";
-    /// Capacity of the opened-key cache.
-    pub const KEY_CACHE_CAPACITY: &str = "TESSERA_KEY_CACHE_CAPACITY";
-    /// Audit log path (`-` for standard output).
-    pub const AUDIT_PATH: &str = "TESSERA_AUDIT_PATH";
-    /// `true` or `false`: write the audit trail.
-    pub const AUDIT_ENABLED: &str = "TESSERA_AUDIT_ENABLED";
-    /// Bearer token required on `/metrics`, by value.
-    pub const METRICS_TOKEN: &str = "TESSERA_METRICS_TOKEN";
-    /// Bearer token required on `/metrics`, from a file.
-    pub const METRICS_TOKEN_FILE: &str = "TESSERA_METRICS_TOKEN_FILE";
-    /// Service token used by `tessera keys`.
-    pub const TOKEN: &str = "TESSERA_TOKEN";
-    /// Internal API base URL used by `tessera keys`.
-    pub const SERVER: &str = "TESSERA_SERVER";
-}
 
 /// The committed dev-mode HS256 secret of the `demo` tenant (see `keys/README.md`). It is
 /// public: dev mode exists to try Tessera, never to protect content.
@@ -96,11 +73,59 @@ pub enum Error {
     /// A value is inconsistent or unsafe.
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    /// A file the configuration names cannot be put to work (see [`SetupError`]).
+    #[error("invalid configuration: {0}")]
+    Setup(#[from] SetupError),
 }
 
-/// The whole configuration.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// Why a configuration cannot be put to work: a file it names cannot be read, or does not
+/// hold what its setting says. Raised while preparing the runtime (`crate::app::prepare`);
+/// startup then exits 64 like for any other configuration error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// A file could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A secret is given twice, or in a file others can read.
+    #[error(transparent)]
+    Secret(#[from] secrets::Error),
+    /// A setting's value or file does not hold what it should.
+    #[error("{what}: {why}")]
+    Invalid {
+        /// The setting (`widevine roots`, `tenant "acme" keys[0]`).
+        what: String,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+impl SetupError {
+    /// A setting whose value or file is unusable.
+    pub fn invalid(what: impl Into<String>, why: impl std::fmt::Display) -> Self {
+        Self::Invalid {
+            what: what.into(),
+            why: why.to_string(),
+        }
+    }
+
+    /// Reading `path` failed.
+    pub fn read(path: &Path, source: std::io::Error) -> Self {
+        Self::Read {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// The whole configuration. Deserialized by hand (below) so that the sections protocols
+/// declare are read into [`Sections`] while any other unknown key is still refused.
+#[derive(Debug, Default)]
 pub struct Config {
     /// Listeners and connection handling.
     pub server: ServerConfig,
@@ -112,467 +137,73 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Audit trail.
     pub audit: AuditConfig,
-    /// Widevine-style licences: device roots, revocation, service certificate.
-    pub widevine: WidevineConfig,
-    /// PlayReady-style licences: server key, device roots, revocation, response signing.
-    pub playready: PlayReadyConfig,
     /// `[packaging]`
     pub packaging: PackagingConfig,
     /// Tenants: who may mint tokens, and their policies.
     pub tenants: Vec<TenantConfig>,
+    /// The sections protocols declare (`[widevine]`, `[playready]`).
+    pub protocols: Sections,
     /// True when no config file was given (set by [`Config::dev`], never from TOML).
-    #[serde(skip)]
     pub dev_mode: bool,
 }
 
-/// `[server]`
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ServerConfig {
-    /// Public listener (licences): default `127.0.0.1:8080`.
-    pub public_addr: SocketAddr,
-    /// Internal listener (key API, metrics, health): default `127.0.0.1:8081`.
-    pub internal_addr: SocketAddr,
-    /// TLS for the public listener; plaintext when absent (terminate TLS in front, then).
-    pub public_tls: Option<TlsConfig>,
-    /// TLS for the internal listener.
-    pub internal_tls: Option<TlsConfig>,
-    /// Maximum concurrent connections per listener; further connections wait in the backlog.
-    pub max_connections: usize,
-    /// Time a client has to send a request's headers, in milliseconds.
-    pub header_read_timeout_ms: u64,
-    /// Time a client has to send a request's body once its headers are in, in milliseconds.
-    pub body_read_timeout_ms: u64,
-    /// Deadline for in-flight requests to finish on shutdown, in seconds.
-    pub drain_timeout_secs: u64,
-    /// Tokio worker threads; 0 means one per available core.
-    pub worker_threads: usize,
-    /// Bearer token required on `/metrics` (compared in constant time); none by default.
-    pub metrics_token: Option<Secret>,
-    /// File holding the `/metrics` bearer token.
-    pub metrics_token_file: Option<PathBuf>,
+/// The top-level keys this module reads itself.
+const CONFIG_KEYS: [&str; 7] = [
+    "server",
+    "storage",
+    "telemetry",
+    "limits",
+    "audit",
+    "packaging",
+    "tenants",
+];
+
+/// Every key of a table: its own and those protocols declare, for the unknown-key error.
+fn known_keys(own: &[&'static str], declared: &[Option<&'static str>]) -> Vec<&'static str> {
+    own.iter()
+        .copied()
+        .chain(declared.iter().flatten().copied())
+        .collect()
 }
 
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            public_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            internal_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
-            public_tls: None,
-            internal_tls: None,
-            max_connections: 10_000,
-            header_read_timeout_ms: 5_000,
-            body_read_timeout_ms: 10_000,
-            drain_timeout_secs: 10,
-            worker_threads: 0,
-            metrics_token: None,
-            metrics_token_file: None,
+/// Every top-level key, for the unknown-key error.
+static EXPECTED: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| known_keys(&CONFIG_KEYS, Sections::KEYS));
+
+impl<'de> Deserialize<'de> for Config {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Config;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a Tessera configuration")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Config, A::Error> {
+                let mut c = Config::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "server" => c.server = map.next_value()?,
+                        "storage" => c.storage = map.next_value()?,
+                        "telemetry" => c.telemetry = map.next_value()?,
+                        "limits" => c.limits = map.next_value()?,
+                        "audit" => c.audit = map.next_value()?,
+                        "packaging" => c.packaging = map.next_value()?,
+                        "tenants" => c.tenants = map.next_value()?,
+                        other => {
+                            if !c.protocols.read(other, &mut map)? {
+                                return Err(serde::de::Error::unknown_field(other, &EXPECTED));
+                            }
+                        }
+                    }
+                }
+                Ok(c)
+            }
         }
+        d.deserialize_map(Visitor)
     }
-}
-
-/// `[server.public_tls]` / `[server.internal_tls]`
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// PEM certificate chain, leaf first.
-    pub cert_file: PathBuf,
-    /// PEM private key (PKCS#8, PKCS#1 or SEC1), mode 0600.
-    pub key_file: PathBuf,
-}
-
-impl TlsConfig {
-    /// Loads the certificate chain and key (the key file must be mode 0600) into a rustls
-    /// server configuration: TLS 1.2 and 1.3, HTTP/1.1 by ALPN.
-    pub fn server_config(&self) -> Result<rustls::ServerConfig, String> {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.cert_file)
-            .and_then(|it| it.collect())
-            .map_err(|e| format!("{}: {e}", self.cert_file.display()))?;
-        if certs.is_empty() {
-            return Err(format!("{}: no certificate", self.cert_file.display()));
-        }
-        secrets::read_secret_file(&self.key_file, false)?;
-        let key = PrivateKeyDer::from_pem_file(&self.key_file)
-            .map_err(|e| format!("{}: {e}", self.key_file.display()))?;
-        let mut sc = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("certificate and key do not match or are unusable: {e}"))?;
-        sc.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(sc)
-    }
-}
-
-/// `[storage]`
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StorageConfig {
-    /// Backend: `embedded` (one data directory) or `postgres` (`[storage.postgres]`).
-    pub backend: String,
-    /// Data directory of the embedded store (and default audit log location).
-    pub data_dir: PathBuf,
-    /// Master key by value. Prefer `master_key_file` or `TESSERA_MASTER_KEY`.
-    pub master_key: Option<Secret>,
-    /// Master key file: 64 hex digits or base64 of 32 bytes, mode 0600.
-    pub master_key_file: Option<PathBuf>,
-    /// Maximum number of opened keys held in memory.
-    pub key_cache_capacity: usize,
-    /// How often the change feed is polled for revocations made by other nodes, milliseconds.
-    pub change_poll_interval_ms: u64,
-    /// The PostgreSQL backend (`backend = "postgres"`).
-    pub postgres: crate::store::PostgresConfig,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        Self {
-            backend: "embedded".into(),
-            data_dir: PathBuf::from("tessera-data"),
-            master_key: None,
-            master_key_file: None,
-            key_cache_capacity: 100_000,
-            change_poll_interval_ms: 1_000,
-            postgres: crate::store::PostgresConfig::default(),
-        }
-    }
-}
-
-/// Log output format.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Plain,
-    /// One JSON object per line.
-    Json,
-}
-
-/// `[telemetry]`
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TelemetryConfig {
-    /// `plain` or `json`.
-    pub log_format: LogFormat,
-    /// A tracing filter directive (`info`, `tessera=debug,hyper=warn`).
-    pub log_level: String,
-}
-
-impl Default for TelemetryConfig {
-    fn default() -> Self {
-        Self {
-            log_format: LogFormat::Plain,
-            log_level: "info".into(),
-        }
-    }
-}
-
-/// `[limits]`
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LimitsConfig {
-    /// Largest licence request body, bytes (checked before parsing).
-    pub max_license_body_bytes: usize,
-    /// Largest key API request body, bytes.
-    pub max_api_body_bytes: usize,
-    /// Largest accepted JWT, bytes.
-    pub max_token_bytes: usize,
-    /// Most KIDs in one licence or key request.
-    pub max_kids_per_request: usize,
-    /// Most `jti` values tracked for max-uses replay prevention.
-    pub replay_cache_capacity: usize,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        Self {
-            max_license_body_bytes: 64 * 1024,
-            max_api_body_bytes: 1024 * 1024,
-            max_token_bytes: 8 * 1024,
-            max_kids_per_request: 128,
-            replay_cache_capacity: 1_000_000,
-        }
-    }
-}
-
-/// `[widevine]` (docs/configuration.md). With no roots the Widevine-style endpoint is off,
-/// except in dev mode, which trusts the committed test root under `keys/dev/widevine/`.
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WidevineConfig {
-    /// PEM RSA public keys of the device-certificate roots to trust.
-    pub roots: Vec<PathBuf>,
-    /// The SERVICE `SignedDrmCertificate` (binary) for privacy mode.
-    pub service_certificate_file: Option<PathBuf>,
-    /// Its private key (PEM, mode 0600).
-    pub service_private_key_file: Option<PathBuf>,
-    /// Revoked certificate serial numbers (hex), device or model.
-    pub revoked_serials: Vec<String>,
-    /// Revoked system ids (whole device models).
-    pub revoked_system_ids: Vec<u32>,
-    /// Security level of devices whose system id is not in `models`.
-    pub default_security_level: crate::license::policy::SecurityLevel,
-    /// Security level per system id (what a device-certificate status list would say).
-    pub models: Vec<WidevineModel>,
-    /// Verified device chains kept in memory.
-    pub device_cache_capacity: usize,
-    /// How long after issue a licence may still be renewed or released (seconds).
-    pub session_max_age_secs: u64,
-}
-
-impl Default for WidevineConfig {
-    fn default() -> Self {
-        Self {
-            roots: Vec::new(),
-            service_certificate_file: None,
-            service_private_key_file: None,
-            revoked_serials: Vec::new(),
-            revoked_system_ids: Vec::new(),
-            // An unlisted model is treated as a software CDM (Widevine L3: crypto and decode
-            // in software), never as hardware it has not been shown to be.
-            default_security_level: crate::license::policy::SecurityLevel::SwSecureDecode,
-            models: Vec::new(),
-            device_cache_capacity: 100_000,
-            session_max_age_secs: 30 * 24 * 3600,
-        }
-    }
-}
-
-/// `[playready]` (docs/configuration.md, docs/playready.md). With no server key and no roots
-/// the PlayReady-style endpoint is off, except in dev mode, which uses the committed test
-/// keys under `keys/dev/playready/`.
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PlayReadyConfig {
-    /// The server's P-256 private key (PEM, mode 0600) in the role of the WMRM key: clients
-    /// encrypt their challenges to its public key (`tessera devices playready
-    /// --server-public-key` prints it).
-    pub server_key_file: Option<PathBuf>,
-    /// PEM P-256 public keys of the device-certificate roots to trust.
-    pub roots: Vec<PathBuf>,
-    /// Revoked certificate ids (32 hex digits), at any position in a chain: a model
-    /// certificate's id revokes the whole model.
-    pub revoked_certificate_ids: Vec<String>,
-    /// Revoked model names (the device certificate's MANUFACTURER model name).
-    pub revoked_models: Vec<String>,
-    /// Response signing: a BCert chain whose leaf is a SERVER certificate with a
-    /// SIGN_RESPONSE key...
-    pub signing_chain_file: Option<PathBuf>,
-    /// ...and that key (PEM, mode 0600). Both or neither.
-    pub signing_key_file: Option<PathBuf>,
-    /// Verified device chains kept in memory.
-    pub device_cache_capacity: usize,
-}
-
-impl Default for PlayReadyConfig {
-    fn default() -> Self {
-        Self {
-            server_key_file: None,
-            roots: Vec::new(),
-            revoked_certificate_ids: Vec::new(),
-            revoked_models: Vec::new(),
-            signing_chain_file: None,
-            signing_key_file: None,
-            device_cache_capacity: 100_000,
-        }
-    }
-}
-
-/// `[[widevine.models]]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WidevineModel {
-    /// The system id.
-    pub system_id: u32,
-    /// Its security level.
-    pub security_level: crate::license::policy::SecurityLevel,
-}
-
-/// `[audit]`
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuditConfig {
-    /// Write the audit trail (key creation, import, release, revocation).
-    pub enabled: bool,
-    /// JSON-lines file; default `<data_dir>/audit.jsonl`; `-` for standard output.
-    pub path: Option<PathBuf>,
-}
-
-impl Default for AuditConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            path: None,
-        }
-    }
-}
-
-/// What a verification key may authenticate.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyPurpose {
-    /// Entitlement and service tokens.
-    #[default]
-    Any,
-    /// Player entitlement tokens only.
-    Entitlement,
-    /// Service tokens (key API) only.
-    Service,
-}
-
-/// `[[tenants.keys]]`: one JWT verification key (or a JWKS URL standing for many).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct VerificationKeyConfig {
-    /// The JWS `kid` this key answers to; tokens without `kid` try every key allowing their alg.
-    pub kid: Option<String>,
-    /// Algorithms pinned to this key (`HS256`, `RS256`, `PS256`, `ES256`, `ES384`, `EdDSA`, ...).
-    pub algorithms: Vec<String>,
-    /// Which tokens this key may verify.
-    pub purpose: KeyPurpose,
-    /// HMAC secret by value (at least as long as the hash output, RFC 7518 §3.2).
-    pub secret: Option<Secret>,
-    /// HMAC secret file.
-    pub secret_file: Option<PathBuf>,
-    /// Public key, PEM (SPKI `PUBLIC KEY` or PKCS#1 `RSA PUBLIC KEY`).
-    pub public_key_pem: Option<String>,
-    /// Public key PEM file.
-    pub public_key_file: Option<PathBuf>,
-    /// X.509 certificate PEM file whose subject key verifies tokens.
-    pub certificate_file: Option<PathBuf>,
-    /// JWKS URL (http or https); keys are selected by `kid` and refreshed on rotation.
-    pub jwks_url: Option<String>,
-    /// JWKS refresh interval, seconds.
-    pub jwks_refresh_secs: Option<u64>,
-}
-
-/// `[tenants.signing_key]`: used only by `tessera token` to mint test tokens.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SigningKeyConfig {
-    /// `kid` written into minted tokens' headers.
-    pub kid: Option<String>,
-    /// `HS256`/`HS384`/`HS512`, `RS256`, `PS256`, `ES256` or `EdDSA`.
-    pub algorithm: String,
-    /// HMAC secret by value.
-    pub secret: Option<Secret>,
-    /// HMAC secret file.
-    pub secret_file: Option<PathBuf>,
-    /// PKCS#8 private key PEM file (RSA, P-256 or Ed25519).
-    pub private_key_file: Option<PathBuf>,
-}
-
-/// `[[tenants]]`
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TenantConfig {
-    /// Tenant id: `[a-z0-9_-]{1,64}`. Part of every sealed key's associated data: never rename.
-    pub id: String,
-    /// Accepted `iss` values; each issuer belongs to exactly one tenant.
-    pub issuers: Vec<String>,
-    /// Accepted `aud` values; when non-empty a token must name one of them.
-    pub audiences: Vec<String>,
-    /// Clock-skew leeway for `exp`/`nbf`, seconds (default 30).
-    #[serde(default = "default_leeway")]
-    pub leeway_secs: u64,
-    /// Browser origins allowed to call the public listener (`*` for any).
-    pub cors_allowed_origins: Vec<String>,
-    /// Verification keys.
-    pub keys: Vec<VerificationKeyConfig>,
-    /// Key used by `tessera token`.
-    pub signing_key: Option<SigningKeyConfig>,
-    /// Request signers of the Widevine-style key API (`[[tenants.widevine_signers]]`).
-    pub widevine_signers: Vec<SignerConfig>,
-    /// FairPlay-style credential sets (`[[tenants.fairplay_credentials]]`).
-    pub fairplay_credentials: Vec<FairPlayCredentialConfig>,
-    /// Named licence policies.
-    pub policies: BTreeMap<String, Policy>,
-    /// Policy applied when a token names none; default `default` (built in if not defined).
-    pub default_policy: Option<String>,
-}
-
-/// `[[tenants.widevine_signers]]`: one signer of the Widevine-style key API. Give an AES key
-/// and IV (hex) or an RSA public key (PEM), never both.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SignerConfig {
-    /// The name the packager sends (`--signer`). Unique within the tenant.
-    pub name: String,
-    /// AES signing key, hex (16, 24 or 32 bytes).
-    pub aes_key: Option<Secret>,
-    /// File holding the AES signing key, hex (mode 0600).
-    pub aes_key_file: Option<PathBuf>,
-    /// AES signing IV, hex (16 bytes; not secret).
-    pub aes_iv: Option<String>,
-    /// PEM RSA public key of an RSA signer (`--rsa_signing_key_path` holds its private key).
-    pub rsa_public_key_file: Option<PathBuf>,
-}
-
-/// `[[tenants.fairplay_credentials]]`: one FPS credential set. The SPC's certificate hash
-/// selects it.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FairPlayCredentialConfig {
-    /// The FPS certificate (X.509, DER or PEM) players fetch from `/fairplay/certificate`.
-    pub certificate_file: PathBuf,
-    /// Its RSA private key (PEM, mode 0600).
-    pub private_key_file: PathBuf,
-    /// The D function: `tessera-d-v1` (Tessera's own), or `d-dylib` (a licensee's shared
-    /// library; needs the `fairplay-licensee-ffi` build).
-    pub provider: String,
-    /// The shared library of a `d-dylib` provider.
-    pub dylib: Option<PathBuf>,
-    /// ASk, hex (16 bytes).
-    pub ask: Option<Secret>,
-    /// File holding the ASk, hex (mode 0600).
-    pub ask_file: Option<PathBuf>,
-    /// Accept v3 SPCs with the Tessera v3-T constants.
-    pub v3: bool,
-}
-
-/// `[packaging]`: what packagers get besides keys (docs/configuration.md).
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PackagingConfig {
-    /// Base URL at which players reach the public listener (`https://keys.example.com`): the
-    /// PlayReady licence URL in headers and the HLS AES-128 key URIs. Default
-    /// `http://{public_addr}`.
-    pub public_url: Option<String>,
-    /// `provider` written into Widevine PSSH data.
-    pub widevine_provider: String,
-    /// Most crypto periods one key request may ask for.
-    pub max_crypto_periods: u32,
-}
-
-impl Default for PackagingConfig {
-    fn default() -> Self {
-        Self {
-            public_url: None,
-            widevine_provider: "tessera".into(),
-            // Shaka Packager asks for 10 at a time and keeps at most 100 queued.
-            max_crypto_periods: 100,
-        }
-    }
-}
-
-/// The AES key and IV Shaka Packager's documentation publishes for the `widevine_test`
-/// signer. Public test values: dev mode accepts them for the `demo` tenant so the usual
-/// tutorial command lines work against a local Tessera; production tenants configure their
-/// own signers.
-pub const DEV_WIDEVINE_TEST_SIGNER: (&str, &str, &str) = (
-    "widevine_test",
-    "1ae8ccd0e7985cc0b6203a55855a1034afc252980e970ca90e5202689f947ab9",
-    "d58ce954203b7c9a9a9d467f59839249",
-);
-
-fn default_leeway() -> u64 {
-    30
 }
 
 impl Config {
@@ -599,23 +230,27 @@ impl Config {
                     secret: Some(secret),
                     ..Default::default()
                 }),
-                widevine_signers: vec![SignerConfig {
-                    name: DEV_WIDEVINE_TEST_SIGNER.0.into(),
-                    aes_key: Some(Secret::new(DEV_WIDEVINE_TEST_SIGNER.1.into())),
-                    aes_iv: Some(DEV_WIDEVINE_TEST_SIGNER.2.into()),
-                    ..Default::default()
-                }],
-                // Embedded by `protocol::fairplay::setup` in dev mode (see keys/README.md).
-                fairplay_credentials: Vec::new(),
                 policies: BTreeMap::new(),
                 default_policy: None,
+                protocols: TenantSections {
+                    widevine_keys: vec![SignerConfig {
+                        name: DEV_WIDEVINE_TEST_SIGNER.0.into(),
+                        aes_key: Some(Secret::new(DEV_WIDEVINE_TEST_SIGNER.1.into())),
+                        aes_iv: Some(DEV_WIDEVINE_TEST_SIGNER.2.into()),
+                        ..Default::default()
+                    }],
+                    // The FairPlay-style dev credential is embedded by
+                    // `protocol::fairplay::setup` in dev mode (see keys/README.md).
+                    ..Default::default()
+                },
             }],
             ..Default::default()
         }
     }
 
     /// Loads `path` (or dev mode when `None`), then applies environment overrides and
-    /// validates. Does not touch the network or the data directory.
+    /// validates the values ([`Config::validate`]). Reads no file but `path`; the files the
+    /// configuration names are read once, by `crate::app::prepare`.
     pub fn load(path: Option<&Path>) -> Result<Self, Error> {
         Self::load_with(path, |_| {})
     }
@@ -656,82 +291,10 @@ impl Config {
         })
     }
 
-    /// Applies `TESSERA_*` overrides read through `var` (injected for tests).
-    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), Error> {
-        fn parse<T: std::str::FromStr>(name: &'static str, v: &str) -> Result<T, Error>
-        where
-            T::Err: std::fmt::Display,
-        {
-            v.parse().map_err(|e: T::Err| Error::Env {
-                name,
-                message: e.to_string(),
-            })
-        }
-        if let Some(v) = var(env::PUBLIC_ADDR) {
-            self.server.public_addr = parse(env::PUBLIC_ADDR, &v)?;
-        }
-        if let Some(v) = var(env::INTERNAL_ADDR) {
-            self.server.internal_addr = parse(env::INTERNAL_ADDR, &v)?;
-        }
-        if let Some(v) = var(env::DATA_DIR) {
-            self.storage.data_dir = PathBuf::from(v);
-        }
-        // An environment value replaces the file's setting of either form (value or
-        // `*_file`); both forms in the environment at once is still an error.
-        let (mk, mk_file) = (var(env::MASTER_KEY), var(env::MASTER_KEY_FILE));
-        if mk.is_some() || mk_file.is_some() {
-            self.storage.master_key = mk.map(Secret::new);
-            self.storage.master_key_file = mk_file.map(PathBuf::from);
-        }
-        if let Some(v) = var(env::LOG_FORMAT) {
-            self.telemetry.log_format = match v.as_str() {
-                "plain" => LogFormat::Plain,
-                "json" => LogFormat::Json,
-                _ => {
-                    return Err(Error::Env {
-                        name: env::LOG_FORMAT,
-                        message: "expected plain or json".into(),
-                    });
-                }
-            };
-        }
-        if let Some(v) = var(env::LOG_LEVEL) {
-            self.telemetry.log_level = v;
-        }
-        if let Some(v) = var(env::MAX_CONNECTIONS) {
-            self.server.max_connections = parse(env::MAX_CONNECTIONS, &v)?;
-        }
-        if let Some(v) = var(env::HEADER_READ_TIMEOUT_MS) {
-            self.server.header_read_timeout_ms = parse(env::HEADER_READ_TIMEOUT_MS, &v)?;
-        }
-        if let Some(v) = var(env::BODY_READ_TIMEOUT_MS) {
-            self.server.body_read_timeout_ms = parse(env::BODY_READ_TIMEOUT_MS, &v)?;
-        }
-        if let Some(v) = var(env::DRAIN_TIMEOUT_SECS) {
-            self.server.drain_timeout_secs = parse(env::DRAIN_TIMEOUT_SECS, &v)?;
-        }
-        if let Some(v) = var(env::WORKER_THREADS) {
-            self.server.worker_threads = parse(env::WORKER_THREADS, &v)?;
-        }
-        if let Some(v) = var(env::KEY_CACHE_CAPACITY) {
-            self.storage.key_cache_capacity = parse(env::KEY_CACHE_CAPACITY, &v)?;
-        }
-        if let Some(v) = var(env::AUDIT_ENABLED) {
-            self.audit.enabled = parse(env::AUDIT_ENABLED, &v)?;
-        }
-        if let Some(v) = var(env::AUDIT_PATH) {
-            self.audit.path = Some(PathBuf::from(v));
-        }
-        let (mt, mt_file) = (var(env::METRICS_TOKEN), var(env::METRICS_TOKEN_FILE));
-        if mt.is_some() || mt_file.is_some() {
-            self.server.metrics_token = mt.map(Secret::new);
-            self.server.metrics_token_file = mt_file.map(PathBuf::from);
-        }
-        Ok(())
-    }
-
-    /// Checks everything that can be checked without binding or opening the store: addresses,
-    /// tenants, issuers, key material and algorithm pins, policies.
+    /// Checks the configuration as data: addresses, tenants, issuers, policies, limits, the
+    /// protocols' own sections. Reads no file: what the configuration names (keys,
+    /// certificates, secrets) is read once, by `crate::app::prepare`, which
+    /// `check-config` runs too.
     pub fn validate(&self) -> Result<(), Error> {
         let invalid = |m: String| Err(Error::Invalid(m));
         if self.dev_mode {
@@ -791,40 +354,14 @@ impl Config {
                 env::MASTER_KEY
             ));
         }
-        // Secrets and files that serving will need: read and check them now, so that a bad
-        // one is a configuration error (exit 64) rather than a failure after binding.
-        let s = &self.storage;
-        if let Some(mk) = secrets::resolve(
-            "storage.master_key",
-            s.master_key.as_ref(),
-            s.master_key_file.as_deref(),
-            false,
-        )
-        .map_err(Error::Invalid)?
+        if self
+            .server
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.expose().is_empty())
         {
-            crate::keyring::MasterKey::parse(mk.expose())
-                .map_err(|e| Error::Invalid(format!("storage.master_key: {e}")))?;
-        }
-        let m = &self.server;
-        let metrics_token = secrets::resolve(
-            "server.metrics_token",
-            m.metrics_token.as_ref(),
-            m.metrics_token_file.as_deref(),
-            false,
-        )
-        .map_err(Error::Invalid)?;
-        if metrics_token.is_some_and(|t| t.expose().is_empty()) {
             // An empty token would match a request that sends none.
             return invalid("server.metrics_token must not be empty".into());
-        }
-        for (name, tls) in [
-            ("public_tls", &m.public_tls),
-            ("internal_tls", &m.internal_tls),
-        ] {
-            if let Some(tls) = tls {
-                tls.server_config()
-                    .map_err(|e| Error::Invalid(format!("server.{name}: {e}")))?;
-            }
         }
         tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_level).map_err(|e| {
             Error::Invalid(format!(
@@ -832,8 +369,6 @@ impl Config {
                 self.telemetry.log_level
             ))
         })?;
-        crate::protocol::wvkeys::Signers::from_config(self).map_err(Error::Invalid)?;
-        crate::protocol::fairplay::setup::FairPlay::from_config(self).map_err(Error::Invalid)?;
         if let Some(url) = &self.packaging.public_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
         {
@@ -900,15 +435,8 @@ impl Config {
                     t.id
                 ));
             }
-            // Key material and algorithm pins: building the verifier checks both.
-            crate::auth::keys::TenantKeys::from_config(t, self.dev_mode)
-                .map_err(|e| Error::Invalid(format!("tenant {:?}: {e}", t.id)))?;
         }
-        crate::protocol::widevine::Setup::load(&self.widevine, self.dev_mode)
-            .map_err(|e| Error::Invalid(format!("widevine: {e}")))?;
-        crate::protocol::playready::PlayReady::load(&self.playready, self.dev_mode)
-            .map_err(|e| Error::Invalid(format!("playready: {e}")))?;
-        Ok(())
+        crate::protocol::check(self).map_err(Error::Invalid)
     }
 
     /// The tenant with this id.

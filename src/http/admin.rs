@@ -4,10 +4,57 @@
 //! (not starting, not draining), the store answering, and every JWKS loaded once.
 
 use super::error::{self, ApiError, Error};
+use super::router::Listener;
 use crate::app::{App, Phase};
+use crate::protocol::RouteSpec;
 use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Full;
+
+/// An operations endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admin {
+    /// `GET /metrics`
+    Metrics,
+    /// `GET /healthz`
+    Healthz,
+    /// `GET /readyz`
+    Readyz,
+}
+
+/// The operations routes, on the internal listener.
+pub const ROUTES: &[RouteSpec<Admin>] = &[
+    RouteSpec {
+        endpoint: "metrics",
+        listener: Listener::Internal,
+        methods: &["GET"],
+        paths: &["/metrics"],
+        route: Admin::Metrics,
+    },
+    RouteSpec {
+        endpoint: "healthz",
+        listener: Listener::Internal,
+        methods: &["GET", "HEAD"],
+        paths: &["/healthz"],
+        route: Admin::Healthz,
+    },
+    RouteSpec {
+        endpoint: "readyz",
+        listener: Listener::Internal,
+        methods: &["GET", "HEAD"],
+        paths: &["/readyz"],
+        route: Admin::Readyz,
+    },
+];
+
+/// Answers an operations request.
+pub async fn handle(app: &App, admin: Admin, headers: &HeaderMap) -> Response<Full<Bytes>> {
+    match admin {
+        Admin::Metrics => metrics(app, headers),
+        Admin::Healthz => healthz(),
+        Admin::Readyz => readyz(app).await,
+    }
+}
 
 /// `GET /metrics`, behind a bearer token when one is configured.
 pub fn metrics(app: &App, headers: &HeaderMap) -> Response<Full<Bytes>> {

@@ -6,8 +6,9 @@
 //! (slow-loris), optional TLS (rustls), `TCP_NODELAY`.
 
 use super::error::{self, ApiError, Error};
-use super::router::{Endpoint, Listener, route};
+use super::router::{Listener, Target, route};
 use crate::app::App;
+use crate::config::SetupError;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -83,33 +84,14 @@ async fn handle(
                 .insert(header::ALLOW, HeaderValue::from_static(r.allow));
             return resp;
         }
-        let param = r.param.map(str::to_owned);
-        match endpoint {
-            Endpoint::ClearKeyLicense => {
-                crate::protocol::clearkey::handler::handle(&app, req, &mut ctx).await
+        match r.target {
+            Target::Protocol(target) => {
+                app.protocols
+                    .dispatch(&app, target, req, r.param, &mut ctx)
+                    .await
             }
-            Endpoint::WidevineLicense => {
-                crate::protocol::widevine::handler::handle(&app, req, &mut ctx).await
-            }
-            Endpoint::FairPlayLicense => {
-                crate::protocol::fairplay::handler::license(&app, req, &mut ctx).await
-            }
-            Endpoint::FairPlayCertificate => {
-                crate::protocol::fairplay::handler::certificate(&app, &req)
-            }
-            Endpoint::PlayReadyLicense => {
-                crate::protocol::playready::handler::handle(&app, req, &mut ctx).await
-            }
-            Endpoint::HlsKey => {
-                crate::protocol::hls::handler::handle(
-                    &app,
-                    req,
-                    param.as_deref().unwrap_or(""),
-                    &mut ctx,
-                )
-                .await
-            }
-            Endpoint::Preflight => match app.cors.preflight(req.headers()) {
+            Target::Admin(admin) => super::admin::handle(&app, admin, req.headers()).await,
+            Target::Preflight => match app.cors.preflight(req.headers()) {
                 Some(h) => {
                     let mut resp = Response::new(Full::new(Bytes::new()));
                     *resp.status_mut() = StatusCode::NO_CONTENT;
@@ -123,51 +105,7 @@ async fn handle(
                     resp
                 }
             },
-            Endpoint::WidevineKeys => {
-                crate::protocol::wvkeys::handler::handle(
-                    &app,
-                    req,
-                    param.as_deref().unwrap_or(""),
-                    &mut ctx,
-                )
-                .await
-            }
-            Endpoint::PlayReadyPackaging => {
-                crate::protocol::playready::packaging::handle(
-                    &app,
-                    req,
-                    param.as_deref().unwrap_or(""),
-                    &mut ctx,
-                )
-                .await
-            }
-            Endpoint::Speke => crate::protocol::cpix::handler::handle(&app, req, &mut ctx).await,
-            Endpoint::KeysCreate => {
-                crate::protocol::keyapi::handler::create(&app, req, &mut ctx).await
-            }
-            Endpoint::KeysList => crate::protocol::keyapi::handler::list(&app, req, &mut ctx).await,
-            Endpoint::KeysGet => {
-                crate::protocol::keyapi::handler::get(
-                    &app,
-                    req,
-                    param.as_deref().unwrap_or(""),
-                    &mut ctx,
-                )
-                .await
-            }
-            Endpoint::KeysRevoke => {
-                crate::protocol::keyapi::handler::revoke(
-                    &app,
-                    req,
-                    param.as_deref().unwrap_or(""),
-                    &mut ctx,
-                )
-                .await
-            }
-            Endpoint::Metrics => super::admin::metrics(&app, req.headers()),
-            Endpoint::Healthz => super::admin::healthz(),
-            Endpoint::Readyz => super::admin::readyz(&app).await,
-            Endpoint::Unmatched => error::problem(&Error::NotFound as &dyn ApiError),
+            Target::Unmatched => error::problem(&Error::NotFound as &dyn ApiError),
         }
     }
     .instrument(span)
@@ -180,7 +118,7 @@ async fn handle(
             tracing::debug!(request.id = %ctx.request_id, endpoint = endpoint.as_str(), http.status = status, error.code = f.code, error = %f.detail, "request refused");
         }
     }
-    if listener == Listener::Public && endpoint != Endpoint::Preflight {
+    if listener == Listener::Public && r.target != Target::Preflight {
         app.cors
             .decorate(origin.as_ref(), ctx.tenant, resp.headers_mut());
     }
@@ -198,10 +136,40 @@ async fn handle(
     resp
 }
 
-/// Builds a TLS acceptor from the configured PEM files.
-pub fn tls_acceptor(cfg: &crate::config::TlsConfig) -> Result<tokio_rustls::TlsAcceptor, String> {
-    cfg.server_config()
-        .map(|sc| tokio_rustls::TlsAcceptor::from(Arc::new(sc)))
+/// Builds a TLS acceptor from the configured PEM files (the key file must be mode 0600):
+/// TLS 1.2 and 1.3, HTTP/1.1 by ALPN. Each file is read once.
+pub fn tls_acceptor(
+    cfg: &crate::config::TlsConfig,
+) -> Result<tokio_rustls::TlsAcceptor, SetupError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cfg.cert_file)
+        .and_then(|it| it.collect())
+        .map_err(|e| SetupError::invalid(cfg.cert_file.display().to_string(), e))?;
+    if certs.is_empty() {
+        return Err(SetupError::invalid(
+            cfg.cert_file.display().to_string(),
+            "no certificate",
+        ));
+    }
+    let pem = crate::config::secrets::read_secret_file(&cfg.key_file, false)?;
+    let key = PrivateKeyDer::from_pem_slice(pem.expose().as_bytes())
+        .map_err(|e| SetupError::invalid(cfg.key_file.display().to_string(), e))?;
+    let mut sc = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| SetupError::invalid("tls", e))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| {
+        SetupError::invalid(
+            "tls",
+            format!("certificate and key do not match or are unusable: {e}"),
+        )
+    })?;
+    sc.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(sc)))
 }
 
 /// Serves one listener until `shutdown` resolves, then drains.

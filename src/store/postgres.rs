@@ -298,7 +298,8 @@ impl std::fmt::Debug for PostgresStore {
 fn pool(url: &str, size: usize, cfg: &PostgresConfig) -> std::result::Result<Pool, String> {
     let mut pg = parse_url(url, cfg)?;
     if let Some(path) = &cfg.password_file {
-        let secret = crate::config::secrets::read_secret_file(path, false)?;
+        let secret =
+            crate::config::secrets::read_secret_file(path, false).map_err(|e| e.to_string())?;
         pg.password(secret.expose().trim_end());
     }
     let connect = Duration::from_millis(cfg.connect_timeout_ms);

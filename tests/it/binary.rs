@@ -548,3 +548,161 @@ async fn dev_mode_widevine_with_the_committed_test_root() {
         "{report}"
     );
 }
+
+/// Makes `path` a FIFO that yields `content` to exactly one reader: a second open of it
+/// blocks forever, so a startup that reads a file twice never gets to listen.
+fn once_only_file(path: &Path, content: Vec<u8>) {
+    let ok = Command::new("mkfifo")
+        .args(["-m", "600"])
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mkfifo {}", path.display());
+    let path = path.to_owned();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        // Blocks until the server opens it for reading, once.
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&path) {
+            let _ = f.write_all(&content);
+        }
+    });
+}
+
+// See: issue 14, "each key or certificate file is read and parsed up to three times".
+#[test]
+fn serve_reads_every_configured_file_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let keys = repo.join("keys/dev");
+    let tls = repo.join("tests/vectors/tls");
+    let mut files = Vec::new();
+    let mut once = |name: &str, content: Vec<u8>| {
+        let p = d.join(name);
+        once_only_file(&p, content);
+        files.push(p.clone());
+        p.display().to_string()
+    };
+    let read = |p: std::path::PathBuf| std::fs::read(p).unwrap();
+    let master = once("master.key", format!("{MASTER}\n").into_bytes());
+    let token_secret = once("acme.secret", ACME_SECRET.as_bytes().to_vec());
+    let cert = once("tls.crt", read(tls.join("server.crt")));
+    let key = once("tls.key", read(tls.join("server.key")));
+    let wv_root = once("wv-root.pem", read(keys.join("widevine/root-public.pem")));
+    let wv_cert = once(
+        "wv-service.bin",
+        read(keys.join("widevine/service-cert.bin")),
+    );
+    let wv_key = once(
+        "wv-service.pem",
+        read(keys.join("widevine/service-key.pem")),
+    );
+    let pr_server = once("pr-server.pem", read(keys.join("playready/server-key.pem")));
+    let pr_root = once("pr-root.pem", read(keys.join("playready/root-public.pem")));
+    let pr_chain = once(
+        "pr-chain.bin",
+        read(keys.join("playready/signing-chain.bin")),
+    );
+    let pr_sign = once("pr-sign.pem", read(keys.join("playready/signing-key.pem")));
+    let fp_cert = once("fp.der", read(keys.join("fairplay/cert-2048.der")));
+    let fp_key = once("fp.pem", read(keys.join("fairplay/key-2048.pem")));
+    let fp_ask = once("fp.ask", read(keys.join("fairplay/ask.hex")));
+    let signer = once(
+        "signer.key",
+        b"1ae8ccd0e7985cc0b6203a55855a1034afc252980e970ca90e5202689f947ab9".to_vec(),
+    );
+    let text = base_toml(d)
+        .replace(
+            &format!("master_key = \"{MASTER}\""),
+            &format!("master_key_file = \"{master}\""),
+        )
+        .replace(
+            &format!("secret = \"{ACME_SECRET}\""),
+            &format!("secret_file = \"{token_secret}\""),
+        )
+        .replace(
+            "drain_timeout_secs = 2",
+            &format!(
+                "drain_timeout_secs = 2\npublic_tls = {{ cert_file = \"{cert}\", key_file = \"{key}\" }}"
+            ),
+        )
+        + &format!(
+            r#"
+[[tenants.widevine_signers]]
+name = "once"
+aes_key_file = "{signer}"
+aes_iv = "d58ce954203b7c9a9a9d467f59839249"
+
+[[tenants.fairplay_credentials]]
+certificate_file = "{fp_cert}"
+private_key_file = "{fp_key}"
+ask_file = "{fp_ask}"
+
+[widevine]
+roots = ["{wv_root}"]
+service_certificate_file = "{wv_cert}"
+service_private_key_file = "{wv_key}"
+
+[playready]
+server_key_file = "{pr_server}"
+roots = ["{pr_root}"]
+signing_chain_file = "{pr_chain}"
+signing_key_file = "{pr_sign}"
+"#
+        );
+    let cfg = d.join("once.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let mut cmd = tessera(&["serve", "--config", cfg.to_str().unwrap()], d);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let listening = rx.recv_timeout(Duration::from_secs(20));
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        listening.is_ok_and(|l| l.contains("listening")),
+        "tessera did not start (a file read twice blocks on its FIFO): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in files {
+        // Each FIFO's writer is done: it was opened exactly once.
+        assert!(f.exists());
+    }
+}
+
+// See: issue 14, "App::build opens the store (creating the data directory) before
+// validation".
+#[test]
+fn nothing_is_created_on_disk_before_the_configuration_is_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let text = base_toml(dir.path()) + "[widevine]\nroots = [\"/nonexistent/widevine-root.pem\"]\n";
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, text).unwrap();
+    for cmd in ["check-config", "serve"] {
+        let (code, _, err) = run(&mut tessera(
+            &[cmd, "--config", cfg.to_str().unwrap()],
+            dir.path(),
+        ));
+        assert_eq!(code, 64, "{cmd}: {err}");
+        assert!(err.contains("widevine-root.pem"), "{cmd}: {err}");
+        assert!(!data.exists(), "{cmd} created {}", data.display());
+    }
+    // The library's own entry point likewise.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cfg = tessera::config::Config::from_toml(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    let err = rt.block_on(tessera::app::App::build(cfg)).unwrap_err();
+    assert!(err.to_string().contains("widevine-root.pem"), "{err}");
+    assert!(!data.exists(), "App::build created {}", data.display());
+    assert!(!dir.path().join("audit.jsonl").exists());
+}

@@ -13,7 +13,7 @@ use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
-const PROTOCOL: &str = "clearkey";
+const PROTOCOL: &str = <super::ClearKeyProtocol as crate::protocol::Protocol>::NAME;
 
 /// Handles one licence request.
 pub async fn handle(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Response<Full<Bytes>> {

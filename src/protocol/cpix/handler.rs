@@ -19,7 +19,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 
 /// Protocol name in metrics and audit records.
-pub const PROTOCOL: &str = "speke";
+pub const PROTOCOL: &str = <super::SpekeProtocol as crate::protocol::Protocol>::NAME;
 
 /// `X-Speke-User-Agent` of every answer.
 pub const USER_AGENT: &str = concat!("tessera/", env!("CARGO_PKG_VERSION"));

@@ -6,3 +6,43 @@
 pub mod delivery;
 pub mod document;
 pub mod handler;
+
+use crate::app::App;
+use crate::config::SetupError;
+use crate::http::Ctx;
+use crate::http::router::Listener;
+use crate::protocol::{HttpResponse, PrepareCx, Protocol, RouteSpec};
+
+/// `POST /speke/v2`, as the server registers it.
+#[derive(Debug)]
+pub struct SpekeProtocol;
+
+impl Protocol for SpekeProtocol {
+    const NAME: &'static str = "speke";
+    const ISSUES_LICENCES: bool = false;
+    const ROUTES: &'static [RouteSpec<()>] = &[RouteSpec {
+        endpoint: "speke",
+        listener: Listener::Internal,
+        methods: &["POST"],
+        paths: &["/speke/v2"],
+        route: (),
+    }];
+    type Route = ();
+    type Config = ();
+    type TenantConfig = ();
+
+    fn prepare(_: &PrepareCx<'_>, _: &(), _: &[&()]) -> Result<Self, SetupError> {
+        Ok(Self)
+    }
+
+    fn handle(
+        &self,
+        app: &App,
+        _: (),
+        req: http::Request<hyper::body::Incoming>,
+        _: Option<&str>,
+        ctx: &mut Ctx,
+    ) -> impl Future<Output = HttpResponse> + Send {
+        handler::handle(app, req, ctx)
+    }
+}

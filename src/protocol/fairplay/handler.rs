@@ -7,6 +7,7 @@
 
 use super::ckc::{self, Duration};
 use super::request::{self, Shape};
+use super::setup::FairPlay;
 use super::spc::{self, SpcVersion};
 use super::{Error, asset};
 use crate::app::App;
@@ -22,7 +23,7 @@ use hyper::body::Incoming;
 use std::sync::Arc;
 
 /// Protocol name in metrics and audit records.
-pub const PROTOCOL: &str = "fairplay";
+pub const PROTOCOL: &str = <super::FairPlayProtocol as crate::protocol::Protocol>::NAME;
 
 /// The SPC's media playback state "playback stopped": answered without a CKC.
 const STATE_STOPPED: u32 = 0x5991bf20;
@@ -131,12 +132,12 @@ fn respond(
 }
 
 /// `GET /fairplay/certificate[?tenant=T][&format=der|base64|json]`.
-pub fn certificate(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+pub fn certificate(app: &App, fp: &FairPlay, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let q = req.uri().query();
     let tenant = body::query_param(q, "tenant")
         .and_then(|t| app.auth.tenant_index(&t))
         .or_else(|| (app.config.tenants.len() == 1).then_some(0));
-    let Some(cred) = tenant.and_then(|t| app.fairplay.for_tenant(t)) else {
+    let Some(cred) = tenant.and_then(|t| fp.for_tenant(t)) else {
         return respond(Err((Refusal::NotConfigured, false)));
     };
     let accept = req
@@ -173,7 +174,12 @@ pub fn certificate(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> 
 }
 
 /// `POST /fairplay/license`.
-pub async fn license(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Response<Full<Bytes>> {
+pub async fn license(
+    app: &App,
+    fp: &FairPlay,
+    req: Request<Incoming>,
+    ctx: &mut Ctx,
+) -> Response<Full<Bytes>> {
     let (parts, incoming) = req.into_parts();
     let bytes = match body::collect(
         &parts.headers,
@@ -190,7 +196,7 @@ pub async fn license(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Respon
     let query_token = body::query_param(parts.uri.query(), "token");
     let token = body::bearer(&parts.headers).or(query_token.as_deref());
     let override_shape = body::query_param(parts.uri.query(), "response");
-    let result = answer(app, &bytes, token, override_shape.as_deref(), ctx).await;
+    let result = answer(app, fp, &bytes, token, override_shape.as_deref(), ctx).await;
     let status = match &result {
         Ok(_) => "OK",
         Err(e) => e.code(),
@@ -204,6 +210,7 @@ pub async fn license(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Respon
 
 async fn answer(
     app: &App,
+    fp: &FairPlay,
     body: &[u8],
     token: Option<&str>,
     override_shape: Option<&str>,
@@ -211,8 +218,7 @@ async fn answer(
 ) -> Result<(StatusCode, &'static str, Vec<u8>), Refusal> {
     let decoded = request::decode(body)?;
     let container = spc::parse_container(&decoded.spc)?;
-    let cred = app
-        .fairplay
+    let cred = fp
         .by_hash(container.cert_hash)
         .ok_or(Error::Certificate)?
         .clone();

@@ -10,6 +10,7 @@
 
 pub mod asset;
 pub mod ckc;
+mod config;
 pub mod dfunc;
 #[cfg(feature = "fairplay-licensee-ffi")]
 pub mod ffi;
@@ -21,6 +22,71 @@ pub mod tllv;
 
 #[cfg(test)]
 mod tests;
+
+pub use config::FairPlayCredentialConfig;
+
+/// What a route of [`FairPlayProtocol`] serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /fairplay/certificate`.
+    Certificate,
+    /// `POST /fairplay/license`.
+    License,
+}
+
+/// FairPlay-style certificates and CKCs, as the server registers them: the credential sets
+/// of `[[tenants.fairplay_credentials]]` (and dev mode's).
+#[derive(Debug)]
+pub struct FairPlayProtocol(setup::FairPlay);
+
+impl crate::protocol::Protocol for FairPlayProtocol {
+    const NAME: &'static str = "fairplay";
+    const ISSUES_LICENCES: bool = true;
+    const ROUTES: &'static [crate::protocol::RouteSpec<Route>] = &[
+        crate::protocol::RouteSpec {
+            endpoint: "fairplay_license",
+            listener: crate::http::router::Listener::Public,
+            methods: &["POST"],
+            paths: &["/fairplay/license", "/fairplay/ckc"],
+            route: Route::License,
+        },
+        crate::protocol::RouteSpec {
+            endpoint: "fairplay_certificate",
+            listener: crate::http::router::Listener::Public,
+            methods: &["GET", "HEAD"],
+            paths: &["/fairplay/certificate"],
+            route: Route::Certificate,
+        },
+    ];
+    const TENANT_SECTION: Option<&'static str> = Some("fairplay_credentials");
+    type Route = Route;
+    type Config = ();
+    type TenantConfig = Vec<FairPlayCredentialConfig>;
+
+    fn prepare(
+        cx: &crate::protocol::PrepareCx<'_>,
+        _: &(),
+        _: &[&Vec<FairPlayCredentialConfig>],
+    ) -> Result<Self, crate::config::SetupError> {
+        setup::FairPlay::from_config(cx.config)
+            .map(Self)
+            .map_err(|e| crate::config::SetupError::invalid("fairplay", e))
+    }
+
+    async fn handle(
+        &self,
+        app: &crate::app::App,
+        route: Route,
+        req: http::Request<hyper::body::Incoming>,
+        _: Option<&str>,
+        ctx: &mut crate::http::Ctx,
+    ) -> crate::protocol::HttpResponse {
+        match route {
+            Route::Certificate => handler::certificate(app, &self.0, &req),
+            Route::License => handler::license(app, &self.0, req, ctx).await,
+        }
+    }
+}
 
 /// Errors of the FairPlay-style codecs, each with its FPS status code.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -72,7 +72,7 @@ enum Kind {
     Licensee,
 }
 
-fn provider(c: &crate::config::FairPlayCredentialConfig) -> Result<Provider, String> {
+fn provider(c: &super::FairPlayCredentialConfig) -> Result<Provider, String> {
     match (c.provider.as_str(), &c.dylib) {
         ("" | "tessera-d-v1", None) => Ok(Provider::TesseraDv1),
         #[cfg(feature = "fairplay-licensee-ffi")]
@@ -105,7 +105,7 @@ impl FairPlay {
     pub fn from_config(config: &Config) -> Result<Self, String> {
         let mut fp = FairPlay::default();
         for (idx, t) in config.tenants.iter().enumerate() {
-            for (i, c) in t.fairplay_credentials.iter().enumerate() {
+            for (i, c) in t.protocols.fairplay.iter().enumerate() {
                 let what = format!("tenant {:?} fairplay_credentials[{i}]", t.id);
                 let provider = provider(c).map_err(|e| format!("{what}: {e}"))?;
                 let cert = std::fs::read(&c.certificate_file)
@@ -117,7 +117,8 @@ impl FairPlay {
                     c.ask.as_ref(),
                     c.ask_file.as_deref(),
                     false,
-                )?
+                )
+                .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("{what}: ask or ask_file is required"))?;
                 fp.add(
                     idx as u32,

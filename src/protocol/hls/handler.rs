@@ -11,7 +11,7 @@ use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
-const PROTOCOL: &str = "hls";
+const PROTOCOL: &str = <super::HlsProtocol as crate::protocol::Protocol>::NAME;
 
 /// Handles one key request.
 pub async fn handle(

@@ -16,7 +16,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
-const PROTOCOL: &str = "keyapi";
+const PROTOCOL: &str = <super::KeyApiProtocol as crate::protocol::Protocol>::NAME;
 
 /// Key API errors.
 #[derive(Debug, thiserror::Error)]

@@ -28,7 +28,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 
 /// Protocol name in metrics and audit records.
-pub const PROTOCOL: &str = "playready";
+pub const PROTOCOL: &str = <super::PlayReadyProtocol as crate::protocol::Protocol>::NAME;
 
 /// Denial reasons this protocol adds to `tessera_auth_denials_total` (the device-chain ones
 /// it shares with the Widevine-style protocol are registered there).
@@ -158,9 +158,14 @@ impl Error {
 }
 
 /// Handles one request.
-pub async fn handle(app: &App, req: Request<Incoming>, ctx: &mut Ctx) -> Response<Full<Bytes>> {
+pub async fn handle(
+    app: &App,
+    pr: Option<&PlayReady>,
+    req: Request<Incoming>,
+    ctx: &mut Ctx,
+) -> Response<Full<Bytes>> {
     let mut soap = Soap::V11;
-    match serve(app, req, ctx, &mut soap).await {
+    match serve(app, pr, req, ctx, &mut soap).await {
         Ok(body) => xml(StatusCode::OK, soap, body),
         Err(e) => {
             // Token and entitlement refusals are counted where they are decided; these are
@@ -209,11 +214,12 @@ pub fn custom_data_token(custom: &str) -> Option<&str> {
 
 async fn serve(
     app: &App,
+    pr: Option<&PlayReady>,
     req: Request<Incoming>,
     ctx: &mut Ctx,
     soap: &mut Soap,
 ) -> Result<String, Error> {
-    let pr = app.playready.as_deref().ok_or(Error::NotConfigured)?;
+    let pr = pr.ok_or(Error::NotConfigured)?;
     let (parts, incoming) = req.into_parts();
     let bytes = body::collect(
         &parts.headers,

@@ -12,6 +12,7 @@
 //! - [`provision`]: roots, models and test devices (`tessera devices playready`).
 //! - [`client`]: a device simulator for tests and load tests.
 //! - [`handler`]: `POST /playready/license`.
+//! - [`PlayReadyProtocol`]: its registration (routes, `[playready]`, denial codes).
 
 pub mod bcert;
 pub mod challenge;
@@ -23,8 +24,10 @@ pub mod provision;
 pub mod response;
 pub mod xmr;
 
-use crate::config::PlayReadyConfig;
+mod config;
+
 use crate::crypto::ecc::{self, EccPrivateKey};
+pub use config::PlayReadyConfig;
 use std::collections::HashSet;
 
 /// The committed dev-mode root public key (`keys/dev/playready/`, testing only).
@@ -52,7 +55,7 @@ pub struct PlayReady {
 }
 
 fn read_key(path: &std::path::Path) -> Result<EccPrivateKey, String> {
-    let pem = crate::config::secrets::read_secret_file(path, false)?;
+    let pem = crate::config::secrets::read_secret_file(path, false).map_err(|e| e.to_string())?;
     EccPrivateKey::from_pem(pem.expose().as_bytes())
         .map_err(|_| format!("{}: not a PEM P-256 private key", path.display()))
 }
@@ -118,6 +121,71 @@ impl PlayReady {
             ),
             signer,
         }))
+    }
+}
+
+/// What a route of [`PlayReadyProtocol`] serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `POST /playready/license`: licences for players.
+    License,
+    /// `POST /playready/packaging/{tenant}`: `AcquirePackagingData` for packagers.
+    Packaging,
+}
+
+/// PlayReady-style licences and packaging, as the server registers them. Licences are off
+/// (404 `protocol_not_configured`) without `[playready]` keys, except in dev mode;
+/// packaging needs no PlayReady keys.
+#[derive(Debug)]
+pub struct PlayReadyProtocol(Option<PlayReady>);
+
+impl crate::protocol::Protocol for PlayReadyProtocol {
+    const NAME: &'static str = "playready";
+    const ISSUES_LICENCES: bool = true;
+    const ROUTES: &'static [crate::protocol::RouteSpec<Route>] = &[
+        crate::protocol::RouteSpec {
+            endpoint: "playready_license",
+            listener: crate::http::router::Listener::Public,
+            methods: &["POST"],
+            paths: &["/playready/license", "/playready/rightsmanager.asmx"],
+            route: Route::License,
+        },
+        crate::protocol::RouteSpec {
+            endpoint: "playready_packaging",
+            listener: crate::http::router::Listener::Internal,
+            methods: &["POST"],
+            paths: &["/playready/packaging/{tenant}"],
+            route: Route::Packaging,
+        },
+    ];
+    const DENIAL_CODES: &'static [&'static str] = &handler::DENIAL_CODES;
+    const SECTION: Option<&'static str> = Some("playready");
+    type Route = Route;
+    type Config = PlayReadyConfig;
+    type TenantConfig = ();
+
+    fn prepare(
+        cx: &crate::protocol::PrepareCx<'_>,
+        section: &PlayReadyConfig,
+        _: &[&()],
+    ) -> Result<Self, crate::config::SetupError> {
+        PlayReady::load(section, cx.config.dev_mode)
+            .map(Self)
+            .map_err(|e| crate::config::SetupError::invalid("playready", e))
+    }
+
+    async fn handle(
+        &self,
+        app: &crate::app::App,
+        route: Route,
+        req: http::Request<hyper::body::Incoming>,
+        tenant: Option<&str>,
+        ctx: &mut crate::http::Ctx,
+    ) -> crate::protocol::HttpResponse {
+        match route {
+            Route::License => handler::handle(app, self.0.as_ref(), req, ctx).await,
+            Route::Packaging => packaging::handle(app, req, tenant.unwrap_or(""), ctx).await,
+        }
     }
 }
 

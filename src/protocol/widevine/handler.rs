@@ -19,7 +19,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming as Body;
 
-const PROTOCOL: &str = "widevine";
+const PROTOCOL: &str = <super::WidevineProtocol as crate::protocol::Protocol>::NAME;
 
 /// Denial reasons this protocol counts in `tessera_auth_denials_total` (besides token ones).
 pub const DENIAL_CODES: [&str; 8] = [
@@ -149,9 +149,14 @@ impl ApiError for Error {
     }
 }
 
-/// Handles one request.
-pub async fn handle(app: &App, req: Request<Body>, ctx: &mut Ctx) -> Response<Full<Bytes>> {
-    match serve(app, req, ctx).await {
+/// Handles one request; `wv` is `None` when the protocol is not configured.
+pub async fn handle(
+    app: &App,
+    wv: Option<&Widevine>,
+    req: Request<Body>,
+    ctx: &mut Ctx,
+) -> Response<Full<Bytes>> {
+    match serve(app, wv, req, ctx).await {
         Ok(resp) => resp,
         Err(e) => {
             if let Error::Device(_) | Error::Signature | Error::Privacy(_) = &e {
@@ -166,10 +171,11 @@ pub async fn handle(app: &App, req: Request<Body>, ctx: &mut Ctx) -> Response<Fu
 
 async fn serve(
     app: &App,
+    wv: Option<&Widevine>,
     req: Request<Body>,
     ctx: &mut Ctx,
 ) -> Result<Response<Full<Bytes>>, Error> {
-    let wv = app.widevine.as_deref().ok_or(Error::NotConfigured)?;
+    let wv = wv.ok_or(Error::NotConfigured)?;
     let (parts, body) = req.into_parts();
     // Authenticate before buffering anything but a tiny body: without a valid token only a
     // service-certificate request (public, two bytes) can be answered.

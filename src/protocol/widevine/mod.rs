@@ -9,6 +9,7 @@
 //! - [`service`]: the service certificate and privacy mode.
 //! - [`provision`]: roots, service certificates and test devices (`tessera devices widevine`).
 //! - [`handler`]: `POST /widevine/license`.
+//! - [`WidevineProtocol`]: its registration (route, `[widevine]`, denial codes).
 
 pub mod device;
 pub mod handler;
@@ -19,7 +20,11 @@ pub mod policy;
 pub mod provision;
 pub mod service;
 
-use crate::config::WidevineConfig;
+mod config;
+
+pub use config::{WidevineConfig, WidevineModel};
+
+use crate::config::SetupError;
 use crate::crypto::SealingKey;
 use crate::crypto::rsa::{RsaPrivateKey, RsaPublicKey};
 use crate::keyring::KeyId;
@@ -43,54 +48,57 @@ pub struct Setup {
 
 impl Setup {
     /// Loads roots and the service identity. `Ok(None)` when the protocol is not configured.
-    pub fn load(cfg: &WidevineConfig, dev_mode: bool) -> Result<Option<Self>, String> {
+    pub fn load(cfg: &WidevineConfig, dev_mode: bool) -> Result<Option<Self>, SetupError> {
+        let bad = |why: &dyn std::fmt::Display| SetupError::invalid("widevine", why);
         let use_dev = dev_mode && cfg.roots.is_empty();
         if cfg.roots.is_empty() && !use_dev {
             if cfg.service_certificate_file.is_some() || cfg.service_private_key_file.is_some() {
-                return Err("a service certificate or key is set but no roots are".into());
+                return Err(bad(&"a service certificate or key is set but no roots are"));
             }
             return Ok(None);
         }
         let mut roots = Vec::new();
         if use_dev {
-            roots.push(RsaPublicKey::from_pem(DEV_ROOT_PUBLIC).map_err(|e| e.to_string())?);
+            roots.push(RsaPublicKey::from_pem(DEV_ROOT_PUBLIC).map_err(|e| bad(&e))?);
         }
         for path in &cfg.roots {
-            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let pem = std::fs::read(path).map_err(|e| SetupError::read(path, e))?;
             roots.push(RsaPublicKey::from_pem(&pem).map_err(|_| {
-                format!(
+                bad(&format!(
                     "{}: not a PEM RSA public key of {}..{} bits",
                     path.display(),
                     crate::crypto::rsa::MIN_BITS,
                     crate::crypto::rsa::MAX_BITS
-                )
+                ))
             })?);
         }
         let service = match (&cfg.service_certificate_file, &cfg.service_private_key_file) {
             (Some(cert), Some(key)) => {
-                let cert_bytes =
-                    std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
+                let cert_bytes = std::fs::read(cert).map_err(|e| SetupError::read(cert, e))?;
                 let pem = crate::config::secrets::read_secret_file(key, false)?;
                 let key = RsaPrivateKey::from_pem(pem.expose().as_bytes())
-                    .map_err(|_| format!("{}: not an RSA private key", key.display()))?;
-                Some(service::ServiceIdentity::new(cert_bytes, key)?)
+                    .map_err(|_| bad(&format!("{}: not an RSA private key", key.display())))?;
+                Some(service::ServiceIdentity::new(cert_bytes, key).map_err(|e| bad(&e))?)
             }
-            (None, None) if use_dev => Some(service::ServiceIdentity::new(
-                DEV_SERVICE_CERT.to_vec(),
-                RsaPrivateKey::from_pem(DEV_SERVICE_KEY).map_err(|e| e.to_string())?,
-            )?),
+            (None, None) if use_dev => Some(
+                service::ServiceIdentity::new(
+                    DEV_SERVICE_CERT.to_vec(),
+                    RsaPrivateKey::from_pem(DEV_SERVICE_KEY).map_err(|e| bad(&e))?,
+                )
+                .map_err(|e| bad(&e))?,
+            ),
             (None, None) => None,
             _ => {
-                return Err(
-                    "service_certificate_file and service_private_key_file go together".into(),
-                );
+                return Err(bad(
+                    &"service_certificate_file and service_private_key_file go together",
+                ));
             }
         };
         let mut revoked_serials = std::collections::HashSet::new();
         for s in &cfg.revoked_serials {
             revoked_serials.insert(
                 crate::encoding::hex_decode(s)
-                    .ok_or_else(|| format!("revoked_serials: {s:?} is not hex"))?,
+                    .ok_or_else(|| bad(&format!("revoked_serials: {s:?} is not hex")))?,
             );
         }
         let trust = device::Trust::new(
@@ -296,6 +304,56 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// `POST /widevine/license`, as the server registers it. Off (404
+/// `protocol_not_configured`) without `[widevine] roots`, except in dev mode.
+#[derive(Debug)]
+pub struct WidevineProtocol(Option<Widevine>);
+
+impl WidevineProtocol {
+    /// The service, when configured.
+    pub fn service(&self) -> Option<&Widevine> {
+        self.0.as_ref()
+    }
+}
+
+impl crate::protocol::Protocol for WidevineProtocol {
+    const NAME: &'static str = "widevine";
+    const ISSUES_LICENCES: bool = true;
+    const ROUTES: &'static [crate::protocol::RouteSpec<()>] = &[crate::protocol::RouteSpec {
+        endpoint: "widevine_license",
+        listener: crate::http::router::Listener::Public,
+        methods: &["POST"],
+        paths: &["/widevine/license"],
+        route: (),
+    }];
+    const DENIAL_CODES: &'static [&'static str] = &handler::DENIAL_CODES;
+    const SECTION: Option<&'static str> = Some("widevine");
+    type Route = ();
+    type Config = WidevineConfig;
+    type TenantConfig = ();
+
+    fn prepare(
+        cx: &crate::protocol::PrepareCx<'_>,
+        section: &WidevineConfig,
+        _: &[&()],
+    ) -> Result<Self, SetupError> {
+        Ok(Self(Setup::load(section, cx.config.dev_mode)?.map(
+            |setup| Widevine::new(setup, cx.keyring, section.session_max_age_secs),
+        )))
+    }
+
+    fn handle(
+        &self,
+        app: &crate::app::App,
+        _: (),
+        req: http::Request<hyper::body::Incoming>,
+        _: Option<&str>,
+        ctx: &mut crate::http::Ctx,
+    ) -> impl std::future::Future<Output = crate::protocol::HttpResponse> + Send {
+        handler::handle(app, self.service(), req, ctx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,17 +425,28 @@ mod tests {
         assert!(
             Setup::load(&cfg, false)
                 .unwrap_err()
+                .to_string()
                 .contains("/nonexistent/root.pem")
         );
         let cfg = WidevineConfig {
             revoked_serials: vec!["xyz".into()],
             ..Default::default()
         };
-        assert!(Setup::load(&cfg, true).unwrap_err().contains("not hex"));
+        assert!(
+            Setup::load(&cfg, true)
+                .unwrap_err()
+                .to_string()
+                .contains("not hex")
+        );
         let cfg = WidevineConfig {
             service_certificate_file: Some("/x".into()),
             ..Default::default()
         };
-        assert!(Setup::load(&cfg, true).unwrap_err().contains("go together"));
+        assert!(
+            Setup::load(&cfg, true)
+                .unwrap_err()
+                .to_string()
+                .contains("go together")
+        );
     }
 }

@@ -23,7 +23,7 @@ use prost::Message;
 use std::sync::Arc;
 
 /// Protocol name in metrics and audit records.
-pub const PROTOCOL: &str = "widevine_keyapi";
+pub const PROTOCOL: &str = <super::WidevineKeysProtocol as crate::protocol::Protocol>::NAME;
 
 /// How long a store outage is retried before answering `INTERNAL_ERROR`.
 const STORE_RETRY: [u64; 3] = [200, 500, 1000];
@@ -51,6 +51,7 @@ impl From<message::Error> for Refusal {
 /// The handler.
 pub async fn handle(
     app: &App,
+    signers: &super::Signers,
     req: Request<Incoming>,
     tenant: &str,
     ctx: &mut Ctx,
@@ -67,7 +68,7 @@ pub async fn handle(
         Ok(b) => b,
         Err(e) => return error::problem(&e as &dyn ApiError),
     };
-    let result = answer(app, tenant, &bytes, ctx).await;
+    let result = answer(app, signers, tenant, &bytes, ctx).await;
     let (status, body, failure) = match result {
         Ok(body) => (Status::Ok, body, None),
         Err(r) => (
@@ -90,7 +91,13 @@ pub async fn handle(
     resp
 }
 
-async fn answer(app: &App, tenant: &str, body: &[u8], ctx: &mut Ctx) -> Result<Vec<u8>, Refusal> {
+async fn answer(
+    app: &App,
+    signers: &super::Signers,
+    tenant: &str,
+    body: &[u8],
+    ctx: &mut Ctx,
+) -> Result<Vec<u8>, Refusal> {
     // Unknown tenant and unknown signer look the same to the caller.
     let tenant_idx = app
         .auth
@@ -102,7 +109,7 @@ async fn answer(app: &App, tenant: &str, body: &[u8], ctx: &mut Ctx) -> Result<V
         .signer
         .as_deref()
         .ok_or_else(|| refuse(Status::SignatureFailed, "request is not signed (no signer)"))?;
-    let signer = app.signers.get(tenant_idx, signer_name).ok_or_else(|| {
+    let signer = signers.get(tenant_idx, signer_name).ok_or_else(|| {
         refuse(
             Status::SignatureFailed,
             format!("signer {signer_name:?} is not configured for tenant {tenant:?}"),

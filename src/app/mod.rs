@@ -1,13 +1,21 @@
 //! `App`: everything a request needs, built once at startup and shared as `Arc<App>` (STYLE
-//! S1): config, token verifiers, keyring, store, the opened-key cache, metrics, audit, CORS
-//! and the lifecycle phase.
+//! S1): config, token verifiers, keyring, store, the opened-key cache, metrics, audit, CORS,
+//! every protocol's state and the lifecycle phase.
+//!
+//! Startup is two steps: [`prepare`] turns the configuration into runtime objects (every
+//! file read once, nothing written), then [`App::open`] opens the store and starts the app
+//! on them.
+
+mod prepare;
+
+pub use prepare::{DEV_MASTER_KEY_FILE, Prepared, Tls, prepare};
 
 use crate::audit::{self, Audit};
 use crate::auth::{self, Authenticator, JwksFetcher, Scope, Service};
-use crate::config::{Config, Secret, secrets};
+use crate::config::{Config, Secret};
 use crate::http::Ctx;
 use crate::http::cors::Cors;
-use crate::keyring::{CachedKey, KeyCache, KeyId, Keyring, MasterKey};
+use crate::keyring::{CachedKey, KeyCache, KeyId, Keyring};
 use crate::license::Entitlement;
 use crate::store::{self, EmbeddedStore, KeyStore, Store};
 use crate::telemetry::Metrics;
@@ -51,15 +59,16 @@ pub enum Error {
     /// Key generation or sealing failed (the system RNG).
     #[error(transparent)]
     Keyring(#[from] crate::keyring::Error),
-    /// Startup failed (master key, data directory, audit log, TLS).
+    /// The configuration cannot be put to work (see [`prepare`]).
+    #[error(transparent)]
+    Config(#[from] crate::config::Error),
+    /// Startup failed (store, data directory, audit log).
     #[error("{0}")]
     Startup(String),
 }
 
 /// Name of the master-key check record in the store's metadata.
 const MASTER_CHECK: &str = "master_key_check";
-/// Name of the dev-mode master key file inside the data directory.
-pub const DEV_MASTER_KEY_FILE: &str = "dev-master.key";
 
 /// The application.
 pub struct App {
@@ -85,14 +94,10 @@ pub struct App {
     pub phase: watch::Sender<Phase>,
     /// Bearer token guarding `/metrics`.
     pub metrics_token: Option<Secret>,
-    /// Widevine-style licences, when configured (`[widevine]`, or dev mode).
-    pub widevine: Option<Arc<crate::protocol::widevine::Widevine>>,
-    /// PlayReady-style licences, when configured (`[playready]`, or dev mode).
-    pub playready: Option<Arc<crate::protocol::playready::PlayReady>>,
-    /// Request signers of the Widevine-style key API, per tenant.
-    pub signers: crate::protocol::wvkeys::Signers,
-    /// FairPlay-style credential sets, per tenant.
-    pub fairplay: crate::protocol::fairplay::setup::FairPlay,
+    /// Every protocol's state.
+    pub protocols: crate::protocol::Protocols,
+    /// The listeners' TLS.
+    pub tls: Tls,
     /// `scheme://addr` of the bound public listener (set once it is bound).
     pub bound_public_url: std::sync::OnceLock<String>,
 }
@@ -112,42 +117,18 @@ pub fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn load_master_key(config: &Config) -> Result<MasterKey, Error> {
-    let s = &config.storage;
-    let err = |m: String| Error::Startup(m);
-    if let Some(secret) = secrets::resolve(
-        "storage.master_key",
-        s.master_key.as_ref(),
-        s.master_key_file.as_deref(),
-        false,
-    )
-    .map_err(err)?
-    {
-        return MasterKey::parse(secret.expose()).map_err(|e| err(e.to_string()));
-    }
-    if !config.dev_mode {
-        return Err(err("no master key configured".into()));
-    }
-    // Dev mode only: a master key generated into the data directory. Anyone who can read the
-    // data directory can open every key in it: fine for trying Tessera, never for content.
-    let path = s.data_dir.join(DEV_MASTER_KEY_FILE);
-    if path.exists() {
-        let text = secrets::read_secret_file(&path, false).map_err(err)?;
-        return MasterKey::parse(text.expose()).map_err(|e| err(e.to_string()));
-    }
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&s.data_dir)
-            .map_err(|e| err(format!("{}: {e}", s.data_dir.display())))?;
-    }
-    let key = MasterKey::generate().map_err(|e| err(e.to_string()))?;
-    write_private(&path, key.to_hex().as_bytes())
-        .map_err(|e| err(format!("{}: {e}", path.display())))?;
+/// Writes a dev-mode master key made by [`prepare`] into the data directory (mode 0700),
+/// as a mode-0600 file that must not exist yet.
+fn write_dev_master_key(dir: &Path, path: &Path, hex: &[u8]) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::Startup(format!("{}: {e}", dir.display())))?;
+    write_private(path, hex).map_err(|e| Error::Startup(format!("{}: {e}", path.display())))?;
     tracing::warn!(path = %path.display(), "DEV MODE: generated a master key inside the data directory");
-    Ok(key)
+    Ok(())
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -163,8 +144,14 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 impl App {
-    /// Opens the configured store and builds the app.
+    /// Prepares `config` ([`prepare`]), opens the configured store and builds the app.
     pub async fn build(config: Config) -> Result<Arc<Self>, Error> {
+        Self::open(prepare(config)?).await
+    }
+
+    /// Opens the store `prepared` names and builds the app on it.
+    pub async fn open(prepared: Prepared) -> Result<Arc<Self>, Error> {
+        let config = &prepared.config;
         let store: Arc<dyn KeyStore> = match config.storage.backend.as_str() {
             "postgres" => Arc::new(
                 crate::store::PostgresStore::connect(&config.storage.postgres)
@@ -178,32 +165,46 @@ impl App {
                 ))
             })?),
         };
-        Self::build_with_store(config, store).await
+        Self::with_store(prepared, store).await
     }
 
-    /// Builds the app over a given store (tests inject failing stores here).
+    /// Prepares `config` and builds the app over a given store (tests inject failing
+    /// stores here).
     pub async fn build_with_store(
         config: Config,
         store: Arc<dyn KeyStore>,
     ) -> Result<Arc<Self>, Error> {
-        // An App is only ever built from a valid configuration, whoever constructs it.
-        config
-            .validate()
-            .map_err(|e| Error::Startup(e.to_string()))?;
+        Self::with_store(prepare(config)?, store).await
+    }
+
+    /// Builds the app over a given store.
+    pub async fn with_store(
+        prepared: Prepared,
+        store: Arc<dyn KeyStore>,
+    ) -> Result<Arc<Self>, Error> {
+        let Prepared {
+            config,
+            keyring,
+            dev_master_key,
+            auth,
+            protocols,
+            tls,
+            metrics_token,
+        } = prepared;
         let metrics = Arc::new(Metrics::new(
-            &crate::http::router::Endpoint::ALL.map(|e| e.as_str()),
-            &crate::protocol::PROTOCOLS,
+            crate::http::router::ROUTER.labels(),
+            &crate::protocol::licence_protocols(),
             &[
                 &auth::Error::CODES[..],
                 &["not_entitled"],
-                &crate::protocol::widevine::handler::DENIAL_CODES[..],
-                &crate::protocol::playready::handler::DENIAL_CODES[..],
+                &crate::protocol::DENIAL_CODES.concat(),
             ]
             .concat(),
         ));
         let store = Store::new(store, &metrics.store_latency, &metrics.store_errors);
-        let master = load_master_key(&config)?;
-        let keyring = Arc::new(Keyring::new(master));
+        if let Some((path, hex)) = dev_master_key {
+            write_dev_master_key(&config.storage.data_dir, &path, hex.as_bytes())?;
+        }
         // Prove the master key is the one this store was sealed with, before serving a byte.
         match store.meta_get(MASTER_CHECK).await? {
             Some(record) => keyring.verify_check_record(&record).map_err(|e| {
@@ -221,10 +222,6 @@ impl App {
                     .map_err(|e| Error::Startup(e.to_string()))?;
             }
         }
-        let replay = Arc::new(auth::replay::InMemoryReplayGuard::new(
-            config.limits.replay_cache_capacity,
-        ));
-        let auth = Authenticator::from_config(&config, replay).map_err(Error::Startup)?;
         for c in store.collectors() {
             metrics.register(c);
         }
@@ -233,13 +230,6 @@ impl App {
                 .map_err(|e| Error::Startup(format!("audit log {}: {e}", path.display())))?,
             None => Audit::disabled(),
         };
-        let metrics_token = secrets::resolve(
-            "server.metrics_token",
-            config.server.metrics_token.as_ref(),
-            config.server.metrics_token_file.as_deref(),
-            false,
-        )
-        .map_err(Error::Startup)?;
         let cors = Cors::new(
             &config
                 .tenants
@@ -247,23 +237,6 @@ impl App {
                 .map(|t| t.cors_allowed_origins.clone())
                 .collect::<Vec<_>>(),
         );
-        let widevine = crate::protocol::widevine::Setup::load(&config.widevine, config.dev_mode)
-            .map_err(|e| Error::Startup(format!("widevine: {e}")))?
-            .map(|setup| {
-                Arc::new(crate::protocol::widevine::Widevine::new(
-                    setup,
-                    &keyring,
-                    config.widevine.session_max_age_secs,
-                ))
-            });
-        let playready =
-            crate::protocol::playready::PlayReady::load(&config.playready, config.dev_mode)
-                .map_err(|e| Error::Startup(format!("playready: {e}")))?
-                .map(Arc::new);
-        let signers = crate::protocol::wvkeys::Signers::from_config(&config)
-            .map_err(|e| Error::Startup(format!("widevine_signers: {e}")))?;
-        let fairplay = crate::protocol::fairplay::setup::FairPlay::from_config(&config)
-            .map_err(|e| Error::Startup(format!("fairplay: {e}")))?;
         let (phase, _) = watch::channel(Phase::Starting);
         Ok(Arc::new(Self {
             cache: KeyCache::new(config.storage.key_cache_capacity),
@@ -277,10 +250,8 @@ impl App {
             cors,
             phase,
             metrics_token,
-            widevine,
-            playready,
-            signers,
-            fairplay,
+            protocols,
+            tls,
             bound_public_url: std::sync::OnceLock::new(),
         }))
     }
