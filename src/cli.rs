@@ -723,7 +723,7 @@ fn signer_for(cfg: &Config, tenant: &str) -> Result<Signer, String> {
         .signing_key
         .as_ref()
         .ok_or_else(|| format!("tenant {tenant:?} has no signing_key configured"))?;
-    Signer::from_config(sk, cfg.dev_mode)
+    Signer::from_config(sk, cfg.dev_mode).map_err(|e| e.to_string())
 }
 
 fn token(path: Option<PathBuf>, args: TokenArgs) -> ExitCode {
@@ -740,7 +740,7 @@ fn token(path: Option<PathBuf>, args: TokenArgs) -> ExitCode {
             if args.count > 1 && args.jti.is_some() {
                 claims["jti"] = format!("{}-{i}", args.jti.as_deref().unwrap_or_default()).into();
             }
-            out.push_str(&signer.sign(&claims)?);
+            out.push_str(&signer.sign(&claims).map_err(|e| e.to_string())?);
             out.push('\n');
         }
         print!("{out}");
@@ -784,11 +784,9 @@ fn keys(path: Option<PathBuf>, args: KeysArgs) -> ExitCode {
                     max_uses: None,
                     count: 1,
                 };
-                signer_for(&cfg, &args.tenant)?.sign(&token_claims(
-                    &cfg,
-                    &targs,
-                    crate::app::now_secs() as i64,
-                )?)?
+                signer_for(&cfg, &args.tenant)?
+                    .sign(&token_claims(&cfg, &targs, crate::app::now_secs() as i64)?)
+                    .map_err(|e| e.to_string())?
             }
         };
         let base = args.server.trim_end_matches('/');

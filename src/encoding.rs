@@ -21,7 +21,7 @@ pub const B64URL: GeneralPurpose = GeneralPurpose::new(
 /// Lower- or upper-case hex of an even number of digits.
 pub fn hex_decode(input: &str) -> Option<Vec<u8>> {
     let b = input.as_bytes();
-    if b.len() % 2 != 0 || !b.iter().all(u8::is_ascii_hexdigit) {
+    if !b.len().is_multiple_of(2) || !b.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
     b.chunks_exact(2)

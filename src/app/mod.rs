@@ -342,10 +342,9 @@ impl App {
         token: Option<&str>,
         ctx: &mut Ctx,
     ) -> Result<Entitlement, auth::Error> {
-        let now = now_secs();
         let result = async {
             let token = token.ok_or(auth::Error::Missing)?;
-            let verified = self.auth.verify_async(token, now, &self.jwks).await?;
+            let verified = self.auth.verify_async(token, &self.jwks).await?;
             ctx.tenant = Some(verified.tenant);
             self.auth.entitlement(verified)
         }
@@ -398,10 +397,9 @@ impl App {
         scope: Scope,
         ctx: &mut Ctx,
     ) -> Result<Service, auth::Error> {
-        let now = now_secs();
         let result = async {
             let token = token.ok_or(auth::Error::Missing)?;
-            let verified = self.auth.verify_async(token, now, &self.jwks).await?;
+            let verified = self.auth.verify_async(token, &self.jwks).await?;
             ctx.tenant = Some(verified.tenant);
             self.auth.service(verified, scope)
         }

@@ -65,7 +65,7 @@ pub fn prepare(config: Config) -> Result<Prepared, config::Error> {
     let replay = Arc::new(auth::replay::InMemoryReplayGuard::new(
         config.limits.replay_cache_capacity,
     ));
-    let auth = Authenticator::from_config(&config, replay).map_err(config::Error::Invalid)?;
+    let auth = Authenticator::from_config(&config, replay)?;
     let protocols = Protocols::prepare(&PrepareCx {
         config: &config,
         keyring: &keyring,

@@ -1,15 +1,18 @@
 //! JWT verification keys: HMAC secrets, RSA/EC/Ed25519 public keys (PEM SPKI or PKCS#1),
-//! X.509 certificates, and JWKS (RFC 7517) fetched from a URL and selected by `kid`.
+//! X.509 certificates, and JWKS (RFC 7517) fetched from a URL and selected by `kid`. Each
+//! becomes a jsonwebtoken `DecodingKey` with the `Validation` it is checked under, both built
+//! once, when the key is configured or fetched.
 //!
 //! Each key carries the algorithms pinned to it, and an algorithm is accepted only if the key's
 //! material is of the matching family: an HMAC secret verifies HS* only, an RSA key RS*/PS*
 //! only, and so on. That is what defeats algorithm confusion (an HS256 token "signed" with a
-//! public key as the HMAC secret).
+//! public key as the HMAC secret); the ring provider (`crate::crypto::jws`) checks the family
+//! again on every verification.
 
-use super::jwt::Alg;
-use crate::config::{KeyPurpose, TenantConfig, VerificationKeyConfig, secrets};
-use crate::crypto::signature as sig;
-use crate::crypto::{HmacAlg, HmacKey};
+use super::jwt::{Alg, alg_name, parse_alg};
+use crate::config::{KeyPurpose, SetupError, TenantConfig, VerificationKeyConfig, secrets};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
+use jsonwebtoken::{DecodingKey, Validation};
 use spki::der::{Decode, pem};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -21,57 +24,96 @@ const OID_P256: &str = "1.2.840.10045.3.1.7";
 const OID_P384: &str = "1.3.132.0.34";
 const OID_ED25519: &str = "1.3.101.112";
 
-/// Key material of one verification key.
-pub enum Material {
-    /// HMAC secret, prepared once per pinned algorithm.
-    Hmac(Vec<(Alg, HmacKey)>),
-    /// RSA public key, PKCS#1 `RSAPublicKey` DER (what ring takes).
-    Rsa(Vec<u8>),
-    /// RSA public key as JWK components (n, e).
-    RsaComponents {
-        /// Modulus, big-endian.
-        n: Vec<u8>,
-        /// Exponent, big-endian.
-        e: Vec<u8>,
-    },
-    /// P-256 uncompressed point.
-    P256(Vec<u8>),
-    /// P-384 uncompressed point.
-    P384(Vec<u8>),
-    /// Ed25519 public key.
-    Ed25519(Vec<u8>),
+/// What kind of key a verification key is: which algorithms its material fits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// An HMAC secret.
+    Hmac,
+    /// An RSA public key.
+    Rsa,
+    /// A P-256 public key.
+    P256,
+    /// A P-384 public key.
+    P384,
+    /// An Ed25519 public key.
+    Ed25519,
 }
 
-impl std::fmt::Debug for Material {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Material::Hmac(_) => "Hmac(<redacted>)",
-            Material::Rsa(_) | Material::RsaComponents { .. } => "Rsa",
-            Material::P256(_) => "P256",
-            Material::P384(_) => "P384",
-            Material::Ed25519(_) => "Ed25519",
-        })
-    }
-}
-
-impl Material {
-    /// Whether `alg` belongs to this key's family.
-    fn fits(&self, alg: Alg) -> bool {
+impl Kind {
+    /// Whether `alg` belongs to this key's family (and curve).
+    pub fn fits(self, alg: Alg) -> bool {
         use Alg::*;
         match self {
-            Material::Hmac(_) => matches!(alg, HS256 | HS384 | HS512),
-            Material::Rsa(_) | Material::RsaComponents { .. } => {
-                matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512)
-            }
-            Material::P256(_) => alg == ES256,
-            Material::P384(_) => alg == ES384,
-            Material::Ed25519(_) => alg == EdDSA,
+            Kind::Hmac => matches!(alg, HS256 | HS384 | HS512),
+            Kind::Rsa => matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512),
+            Kind::P256 => alg == ES256,
+            Kind::P384 => alg == ES384,
+            Kind::Ed25519 => alg == EdDSA,
         }
     }
 }
 
+/// Key material: its kind, and the jsonwebtoken key over it.
+pub struct Material {
+    /// Which algorithms it fits.
+    pub kind: Kind,
+    /// The key jsonwebtoken verifies with.
+    pub key: DecodingKey,
+}
+
+impl std::fmt::Debug for Material {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            Kind::Hmac => f.write_str("Hmac(<redacted>)"),
+            kind => write!(f, "{kind:?}"),
+        }
+    }
+}
+
+/// What every token a tenant accepts must satisfy besides its signature: leeway for
+/// `exp`/`nbf`, the audiences (one must be named when any is configured), the issuers.
+#[derive(Clone, Debug, Default)]
+pub struct Rules {
+    /// Clock-skew leeway, seconds.
+    pub leeway: u64,
+    /// Accepted `aud` values (none: `aud` is not checked).
+    pub audiences: Vec<String>,
+    /// Accepted `iss` values.
+    pub issuers: Vec<String>,
+}
+
+impl Rules {
+    /// The tenant's rules.
+    pub fn of(t: &TenantConfig) -> Self {
+        Self {
+            leeway: t.leeway_secs,
+            audiences: t.audiences.clone(),
+            issuers: t.issuers.clone(),
+        }
+    }
+
+    /// The jsonwebtoken validation of a key pinned to `algs`: `exp` required, `nbf` checked,
+    /// both with the leeway; audience and issuer as configured.
+    fn validation(&self, algs: &[Alg]) -> Validation {
+        let mut v = Validation::new(algs.first().copied().unwrap_or_default());
+        v.algorithms = algs.to_vec();
+        v.leeway = self.leeway;
+        v.validate_exp = true;
+        v.validate_nbf = true;
+        v.required_spec_claims = std::iter::once("exp".to_owned()).collect();
+        if self.audiences.is_empty() {
+            v.validate_aud = false;
+        } else {
+            v.set_audience(&self.audiences);
+        }
+        if !self.issuers.is_empty() {
+            v.set_issuer(&self.issuers);
+        }
+        v
+    }
+}
+
 /// One verification key with its pins.
-#[derive(Debug)]
 pub struct VerificationKey {
     /// `kid` it answers to.
     pub kid: Option<String>,
@@ -79,8 +121,23 @@ pub struct VerificationKey {
     pub algs: Vec<Alg>,
     /// Which tokens it may verify.
     pub purpose: KeyPurpose,
-    /// The material.
-    pub material: Material,
+    /// What kind of key it is.
+    pub kind: Kind,
+    /// The key.
+    pub decoding: DecodingKey,
+    /// What a token it verifies must satisfy.
+    pub validation: Validation,
+}
+
+impl std::fmt::Debug for VerificationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerificationKey")
+            .field("kid", &self.kid)
+            .field("algs", &self.algs)
+            .field("purpose", &self.purpose)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
 }
 
 impl VerificationKey {
@@ -90,97 +147,64 @@ impl VerificationKey {
         algs: Vec<Alg>,
         purpose: KeyPurpose,
         material: Material,
+        rules: &Rules,
     ) -> Result<Self, String> {
         if algs.is_empty() {
             return Err("algorithms must list at least one algorithm".into());
         }
-        if let Some(bad) = algs.iter().find(|a| !material.fits(**a)) {
+        if let Some(bad) = algs.iter().find(|a| !material.kind.fits(**a)) {
             return Err(format!(
                 "algorithm {} does not fit a {material:?} key",
-                bad.name()
+                alg_name(*bad)
             ));
         }
         Ok(Self {
             kid,
+            validation: rules.validation(&algs),
             algs,
             purpose,
-            material,
+            kind: material.kind,
+            decoding: material.key,
         })
-    }
-
-    /// Verifies `signature` over `msg` with `alg`, which must be pinned to this key.
-    pub fn verify(&self, alg: Alg, msg: &[u8], signature: &[u8]) -> bool {
-        if !self.algs.contains(&alg) {
-            return false;
-        }
-        use Alg::*;
-        let public = |a: &'static dyn sig::VerificationAlgorithm, key: &[u8]| {
-            sig::UnparsedPublicKey::new(a, key)
-                .verify(msg, signature)
-                .is_ok()
-        };
-        let rsa_alg: Option<&'static sig::RsaParameters> = match alg {
-            RS256 => Some(&sig::RSA_PKCS1_2048_8192_SHA256),
-            RS384 => Some(&sig::RSA_PKCS1_2048_8192_SHA384),
-            RS512 => Some(&sig::RSA_PKCS1_2048_8192_SHA512),
-            PS256 => Some(&sig::RSA_PSS_2048_8192_SHA256),
-            PS384 => Some(&sig::RSA_PSS_2048_8192_SHA384),
-            PS512 => Some(&sig::RSA_PSS_2048_8192_SHA512),
-            _ => None,
-        };
-        match (&self.material, alg) {
-            (Material::Hmac(keys), _) => keys
-                .iter()
-                .any(|(a, k)| *a == alg && k.verify(msg, signature)),
-            (Material::Rsa(der), _) => rsa_alg.is_some_and(|a| public(a, der)),
-            (Material::RsaComponents { n, e }, _) => rsa_alg.is_some_and(|a| {
-                sig::RsaPublicKeyComponents { n, e }
-                    .verify(a, msg, signature)
-                    .is_ok()
-            }),
-            (Material::P256(p), ES256) => public(&sig::ECDSA_P256_SHA256_FIXED, p),
-            (Material::P384(p), ES384) => public(&sig::ECDSA_P384_SHA384_FIXED, p),
-            (Material::Ed25519(k), EdDSA) => public(&sig::ED25519, k),
-            _ => false,
-        }
     }
 }
 
-fn hmac_alg(alg: Alg) -> Option<(HmacAlg, usize)> {
+fn hmac_min(alg: Alg) -> Option<usize> {
     match alg {
-        Alg::HS256 => Some((HmacAlg::Sha256, 32)),
-        Alg::HS384 => Some((HmacAlg::Sha384, 48)),
-        Alg::HS512 => Some((HmacAlg::Sha512, 64)),
+        Alg::HS256 => Some(32),
+        Alg::HS384 => Some(48),
+        Alg::HS512 => Some(64),
         _ => None,
     }
 }
 
-/// Prepares an HMAC secret for its pinned algorithms; RFC 7518 §3.2 requires a secret at
-/// least as long as the hash output.
+/// An HMAC secret for its pinned algorithms; RFC 7518 §3.2 requires a secret at least as
+/// long as the hash output.
 pub fn hmac_material(secret: &[u8], algs: &[Alg]) -> Result<Material, String> {
-    let mut out = Vec::new();
     for &alg in algs {
-        let (h, min) = hmac_alg(alg)
-            .ok_or_else(|| format!("algorithm {} does not fit an HMAC secret", alg.name()))?;
+        let min = hmac_min(alg)
+            .ok_or_else(|| format!("algorithm {} does not fit an HMAC secret", alg_name(alg)))?;
         if secret.len() < min {
             return Err(format!(
                 "{} needs a secret of at least {min} bytes (RFC 7518 §3.2)",
-                alg.name()
+                alg_name(alg)
             ));
         }
-        out.push((alg, HmacKey::new(h, secret)));
     }
-    Ok(Material::Hmac(out))
+    Ok(Material {
+        kind: Kind::Hmac,
+        key: DecodingKey::from_secret(secret).map_err(|e| e.to_string())?,
+    })
 }
 
 /// Parses SPKI DER into key material.
 pub fn spki_material(der: &[u8]) -> Result<Material, String> {
     let spki = spki::SubjectPublicKeyInfoOwned::from_der(der)
         .map_err(|e| format!("bad public key: {e}"))?;
-    let bits = spki.subject_public_key.raw_bytes().to_vec();
-    match spki.algorithm.oid.to_string().as_str() {
-        OID_RSA => Ok(Material::Rsa(bits)),
-        OID_ED25519 => Ok(Material::Ed25519(bits)),
+    let bits = spki.subject_public_key.raw_bytes();
+    let (kind, key) = match spki.algorithm.oid.to_string().as_str() {
+        OID_RSA => (Kind::Rsa, DecodingKey::from_rsa_der(bits)),
+        OID_ED25519 => (Kind::Ed25519, DecodingKey::from_ed_der(bits)),
         OID_EC => {
             let curve = spki
                 .algorithm
@@ -188,14 +212,16 @@ pub fn spki_material(der: &[u8]) -> Result<Material, String> {
                 .as_ref()
                 .and_then(|p| p.decode_as::<spki::ObjectIdentifier>().ok())
                 .ok_or("EC key without a named curve")?;
-            match curve.to_string().as_str() {
-                OID_P256 => Ok(Material::P256(bits)),
-                OID_P384 => Ok(Material::P384(bits)),
-                other => Err(format!("unsupported EC curve {other}")),
-            }
+            let kind = match curve.to_string().as_str() {
+                OID_P256 => Kind::P256,
+                OID_P384 => Kind::P384,
+                other => return Err(format!("unsupported EC curve {other}")),
+            };
+            (kind, DecodingKey::from_ec_der(bits))
         }
-        other => Err(format!("unsupported public key algorithm {other}")),
-    }
+        other => return Err(format!("unsupported public key algorithm {other}")),
+    };
+    Ok(Material { kind, key })
 }
 
 /// Parses a PEM public key (`PUBLIC KEY`, `RSA PUBLIC KEY`) or certificate.
@@ -204,7 +230,10 @@ pub fn pem_material(text: &str) -> Result<Material, String> {
         pem::decode_vec(text.trim().as_bytes()).map_err(|e| format!("bad PEM: {e}"))?;
     match label {
         "PUBLIC KEY" => spki_material(&der),
-        "RSA PUBLIC KEY" => Ok(Material::Rsa(der)),
+        "RSA PUBLIC KEY" => Ok(Material {
+            kind: Kind::Rsa,
+            key: DecodingKey::from_rsa_der(&der),
+        }),
         "CERTIFICATE" => {
             let cert = x509_cert::Certificate::from_der(&der)
                 .map_err(|e| format!("bad certificate: {e}"))?;
@@ -222,7 +251,7 @@ pub fn pem_material(text: &str) -> Result<Material, String> {
 fn parse_algs(names: &[String]) -> Result<Vec<Alg>, String> {
     names
         .iter()
-        .map(|n| Alg::parse(n).map_err(|_| format!("unsupported algorithm {n:?}")))
+        .map(|n| parse_alg(n).map_err(|_| format!("unsupported algorithm {n:?}")))
         .collect()
 }
 
@@ -237,6 +266,8 @@ pub struct JwksSource {
     pub purpose: KeyPurpose,
     /// Refresh interval.
     pub refresh: Duration,
+    /// The tenant's rules, for every key of the set.
+    rules: Rules,
     keys: RwLock<Arc<HashMap<String, Arc<VerificationKey>>>>,
     last_attempt: std::sync::Mutex<Option<Instant>>,
 }
@@ -277,49 +308,52 @@ impl JwksSource {
         true
     }
 
-    /// Parses a JWKS document (RFC 7517 §5) into keys. JWKs that are not signature keys, or
-    /// of a type Tessera does not verify, are skipped; a JWK's own `alg` pins it, otherwise
-    /// the source's algorithms apply (filtered to the key's family).
+    /// Parses a JWKS document (RFC 7517 §5) into keys, one JWK at a time with
+    /// jsonwebtoken's `Jwk`: a JWK that does not parse, has no `kid`, is not a signature key
+    /// (`use` other than `sig`), is symmetric (`oct`: a secret published in a document
+    /// anyone can fetch verifies nothing), or of a curve Tessera does not verify, is skipped.
+    /// A JWK's own `alg` pins it; otherwise the source's algorithms apply, filtered to the
+    /// key's family.
     pub fn parse(&self, json: &[u8]) -> Result<HashMap<String, Arc<VerificationKey>>, String> {
         #[derive(serde::Deserialize)]
         struct Jwks {
-            keys: Vec<serde_json::Map<String, serde_json::Value>>,
+            keys: Vec<Box<serde_json::value::RawValue>>,
         }
         let set: Jwks = serde_json::from_slice(json).map_err(|e| format!("bad JWKS: {e}"))?;
         let mut out = HashMap::new();
-        for jwk in set.keys {
-            let s = |k: &str| jwk.get(k).and_then(|v| v.as_str());
-            let b = |k: &str| s(k).and_then(|v| crate::encoding::b64url_decode(v).ok());
-            let Some(kid) = s("kid") else { continue };
-            if s("use").is_some_and(|u| u != "sig") {
+        for raw in set.keys {
+            let Ok(jwk) = serde_json::from_str::<Jwk>(raw.get()) else {
+                continue;
+            };
+            let Some(kid) = jwk.common.key_id.clone() else {
+                continue;
+            };
+            if jwk
+                .common
+                .public_key_use
+                .as_ref()
+                .is_some_and(|u| *u != PublicKeyUse::Signature)
+            {
                 continue;
             }
-            let material = match (s("kty"), s("crv")) {
-                (Some("RSA"), _) => match (b("n"), b("e")) {
-                    (Some(n), Some(e)) => Material::RsaComponents { n, e },
-                    _ => continue,
-                },
-                (Some("EC"), Some(crv @ ("P-256" | "P-384"))) => match (b("x"), b("y")) {
-                    (Some(x), Some(y)) => {
-                        let mut p = vec![4u8];
-                        p.extend_from_slice(&x);
-                        p.extend_from_slice(&y);
-                        if crv == "P-256" {
-                            Material::P256(p)
-                        } else {
-                            Material::P384(p)
-                        }
-                    }
-                    _ => continue,
-                },
-                (Some("OKP"), Some("Ed25519")) => match b("x") {
-                    Some(x) => Material::Ed25519(x),
-                    None => continue,
-                },
+            let kind = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => Kind::Rsa,
+                AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
+                    Kind::P256
+                }
+                AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P384 => {
+                    Kind::P384
+                }
+                AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+                    Kind::Ed25519
+                }
                 _ => continue,
             };
-            let algs = match s("alg") {
-                Some(a) => match Alg::parse(a) {
+            let Ok(key) = DecodingKey::from_jwk(&jwk) else {
+                continue;
+            };
+            let algs = match jwk.common.key_algorithm {
+                Some(ka) => match Alg::try_from(ka) {
                     Ok(a) => vec![a],
                     Err(_) => continue,
                 },
@@ -327,13 +361,17 @@ impl JwksSource {
                     .algs
                     .iter()
                     .copied()
-                    .filter(|a| material.fits(*a))
+                    .filter(|a| kind.fits(*a))
                     .collect(),
             };
-            if let Ok(key) =
-                VerificationKey::new(Some(kid.to_owned()), algs, self.purpose, material)
-            {
-                out.insert(kid.to_owned(), Arc::new(key));
+            if let Ok(key) = VerificationKey::new(
+                Some(kid.clone()),
+                algs,
+                self.purpose,
+                Material { kind, key },
+                &self.rules,
+            ) {
+                out.insert(kid, Arc::new(key));
             }
         }
         if out.is_empty() {
@@ -368,79 +406,93 @@ pub struct TenantKeys {
 }
 
 impl TenantKeys {
-    /// Builds (and so validates) a tenant's keys. `allow_shared_files` relaxes the 0600 rule
-    /// for dev mode, whose key is committed to the repository anyway.
-    pub fn from_config(t: &TenantConfig, allow_shared_files: bool) -> Result<Self, String> {
+    /// Builds a tenant's keys, reading each key file once. `allow_shared_files` relaxes the
+    /// 0600 rule for dev mode, whose key is committed to the repository anyway.
+    pub fn from_config(t: &TenantConfig, allow_shared_files: bool) -> Result<Self, SetupError> {
+        crate::crypto::jws::install()
+            .map_err(|e| SetupError::invalid(format!("tenant {:?}", t.id), e))?;
+        let rules = Rules::of(t);
         let mut keys = Self::default();
         for (i, k) in t.keys.iter().enumerate() {
-            Self::add(&mut keys, k, allow_shared_files).map_err(|e| format!("keys[{i}]: {e}"))?;
+            let what = format!("tenant {:?}: keys[{i}]", t.id);
+            Self::add(&mut keys, k, &rules, allow_shared_files, &what)?;
         }
         Ok(keys)
     }
 
-    fn add(keys: &mut Self, k: &VerificationKeyConfig, allow_shared: bool) -> Result<(), String> {
-        let algs = parse_algs(&k.algorithms)?;
+    fn add(
+        keys: &mut Self,
+        k: &VerificationKeyConfig,
+        rules: &Rules,
+        allow_shared: bool,
+        what: &str,
+    ) -> Result<(), SetupError> {
+        let bad = |why: String| SetupError::invalid(what, why);
+        let algs = parse_algs(&k.algorithms).map_err(bad)?;
         let secret = secrets::resolve(
             "secret",
             k.secret.as_ref(),
             k.secret_file.as_deref(),
             allow_shared,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| bad(e.to_string()))?;
         let pem_text = match (&k.public_key_pem, &k.public_key_file, &k.certificate_file) {
             (Some(p), None, None) => Some(p.clone()),
             (None, Some(f), None) | (None, None, Some(f)) => {
-                Some(std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?)
+                Some(std::fs::read_to_string(f).map_err(|e| bad(format!("{}: {e}", f.display())))?)
             }
             (None, None, None) => None,
             _ => {
-                return Err("give one of public_key_pem, public_key_file, certificate_file".into());
+                return Err(bad(
+                    "give one of public_key_pem, public_key_file, certificate_file".into(),
+                ));
             }
         };
         let sources = usize::from(secret.is_some())
             + usize::from(pem_text.is_some())
             + usize::from(k.jwks_url.is_some());
         if sources != 1 {
-            return Err(
+            return Err(bad(
                 "give exactly one of secret/secret_file, a public key or certificate, jwks_url"
                     .into(),
-            );
+            ));
         }
         if let Some(url) = &k.jwks_url {
             // Whoever can alter a JWKS in transit can mint tokens: https only, except to a
             // loopback host (an identity-provider sidecar on the same machine).
             if !(url.starts_with("https://") || is_loopback_http(url)) {
-                return Err(format!(
+                return Err(bad(format!(
                     "jwks_url {url:?} must be https (plain http only to a loopback host)"
-                ));
+                )));
             }
             if algs.is_empty() {
-                return Err("algorithms must list the algorithms accepted from the JWKS".into());
+                return Err(bad(
+                    "algorithms must list the algorithms accepted from the JWKS".into(),
+                ));
             }
-            if algs.iter().any(|a| hmac_alg(*a).is_some()) {
-                return Err("HS* algorithms cannot come from a JWKS".into());
+            if algs.iter().any(|a| hmac_min(*a).is_some()) {
+                return Err(bad("HS* algorithms cannot come from a JWKS".into()));
             }
             keys.jwks.push(Arc::new(JwksSource {
                 url: url.clone(),
                 algs,
                 purpose: k.purpose,
                 refresh: Duration::from_secs(k.jwks_refresh_secs.unwrap_or(300).max(10)),
+                rules: rules.clone(),
                 keys: RwLock::default(),
                 last_attempt: std::sync::Mutex::new(None),
             }));
             return Ok(());
         }
         let material = match (secret, pem_text) {
-            (Some(s), _) => hmac_material(s.expose().as_bytes(), &algs)?,
-            (_, Some(p)) => pem_material(&p)?,
+            (Some(s), _) => hmac_material(s.expose().as_bytes(), &algs),
+            (_, Some(p)) => pem_material(&p),
             _ => unreachable!("exactly one source was checked above"),
-        };
-        keys.fixed.push(Arc::new(VerificationKey::new(
-            k.kid.clone(),
-            algs,
-            k.purpose,
-            material,
-        )?));
+        }
+        .map_err(bad)?;
+        keys.fixed.push(Arc::new(
+            VerificationKey::new(k.kid.clone(), algs, k.purpose, material, rules).map_err(bad)?,
+        ));
         Ok(())
     }
 
@@ -478,8 +530,9 @@ mod tests {
 
     #[test]
     fn alg_must_fit_material() {
+        let rules = Rules::default();
         let m = hmac_material(&[1; 32], &[Alg::HS256]).unwrap();
-        assert!(VerificationKey::new(None, vec![Alg::HS256], KeyPurpose::Any, m).is_ok());
+        assert!(VerificationKey::new(None, vec![Alg::HS256], KeyPurpose::Any, m, &rules).is_ok());
         assert!(hmac_material(&[1; 32], &[Alg::RS256]).is_err());
         assert!(
             hmac_material(&[1; 31], &[Alg::HS256]).is_err(),
@@ -489,10 +542,55 @@ mod tests {
             hmac_material(&[1; 32], &[Alg::HS512]).is_err(),
             "HS512 needs 64 bytes"
         );
-        let ed = Material::Ed25519(vec![0; 32]);
-        assert!(VerificationKey::new(None, vec![Alg::HS256], KeyPurpose::Any, ed).is_err());
+        let ed = Material {
+            kind: Kind::Ed25519,
+            key: DecodingKey::from_ed_der(&[0; 32]),
+        };
+        assert!(VerificationKey::new(None, vec![Alg::HS256], KeyPurpose::Any, ed, &rules).is_err());
+        let p256 = Material {
+            kind: Kind::P256,
+            key: DecodingKey::from_ec_der(&[4; 65]),
+        };
+        assert!(VerificationKey::new(None, vec![], KeyPurpose::Any, p256, &rules).is_err());
+        let p256 = Material {
+            kind: Kind::P256,
+            key: DecodingKey::from_ec_der(&[4; 65]),
+        };
         assert!(
-            VerificationKey::new(None, vec![], KeyPurpose::Any, Material::P256(vec![])).is_err()
+            VerificationKey::new(None, vec![Alg::ES384], KeyPurpose::Any, p256, &rules).is_err(),
+            "a P-256 key is not pinned to ES384"
+        );
+    }
+
+    #[test]
+    fn jwks_keep_signature_keys_only() {
+        let source = JwksSource {
+            url: String::new(),
+            algs: vec![Alg::EdDSA, Alg::RS256],
+            purpose: KeyPurpose::Any,
+            refresh: Duration::from_secs(60),
+            rules: Rules::default(),
+            keys: RwLock::default(),
+            last_attempt: std::sync::Mutex::new(None),
+        };
+        let x = crate::encoding::b64url_encode(&[9; 32]);
+        let doc = format!(
+            r#"{{"keys":[
+                {{"kty":"oct","kid":"secret","alg":"HS256","k":"{x}"}},
+                {{"kty":"OKP","crv":"Ed25519","kid":"enc","use":"enc","x":"{x}"}},
+                {{"kty":"OKP","crv":"Ed25519","x":"{x}"}},
+                {{"kty":"EC","crv":"P-521","kid":"p521","x":"{x}","y":"{x}"}},
+                {{"kty":"OKP","crv":"Ed25519","kid":7,"x":"{x}"}},
+                {{"kty":"OKP","crv":"Ed25519","kid":"ed","x":"{x}"}}
+            ]}}"#
+        );
+        let keys = source.parse(doc.as_bytes()).unwrap();
+        assert_eq!(keys.keys().collect::<Vec<_>>(), vec!["ed"]);
+        assert_eq!(keys["ed"].algs, vec![Alg::EdDSA]);
+        assert!(
+            source
+                .parse(br#"{"keys":[{"kty":"oct","kid":"s","k":"AAAA"}]}"#)
+                .is_err()
         );
     }
 

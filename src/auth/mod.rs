@@ -1,10 +1,13 @@
 //! Who is asking: JWT verification per tenant, and what a verified token allows.
 //!
-//! Flow (`docs/tokens.md`): split the compact JWS -> peek the payload's
-//! `iss` to pick the one tenant that owns that issuer -> select that tenant's keys by `kid`
-//! and pinned `alg` -> verify the signature -> only then check `exp`/`nbf`/`aud` and read the
-//! claims. The tenant of a request is therefore decided by a *verified* token: a token of
-//! tenant A cannot name tenant B, because B's keys would have to verify it.
+//! Flow (`docs/tokens.md`): size cap -> the header's `alg` and `crit` checked ([`jwt`]:
+//! `alg: none` is refused before any key is looked at) -> peek the payload's `iss` to pick
+//! the one tenant that owns that issuer -> select that tenant's keys by `kid` and pinned
+//! `alg` -> `jsonwebtoken` verifies the signature, then `exp`/`nbf` (with the tenant's
+//! leeway), `aud` and `iss` -> only then are the claims used. The tenant of a request is
+//! therefore decided by a *verified* token: a token of tenant A cannot name tenant B,
+//! because B's keys would have to verify it. Signatures are computed by ring
+//! (`crate::crypto::jws`, jsonwebtoken's provider).
 //!
 //! Player tokens become an [`Entitlement`]; service tokens a
 //! [`Service`] with scopes. Token format: `docs/tokens.md`.
@@ -15,7 +18,7 @@ pub mod keys;
 pub mod mint;
 pub mod replay;
 
-use crate::config::{Config, KeyPurpose};
+use crate::config::{Config, KeyPurpose, SetupError};
 use crate::license::Entitlement;
 use crate::license::policy::Policy;
 use claims::{Claims, PolicyRef};
@@ -195,15 +198,15 @@ struct TenantAuth {
     default_policy: Arc<Policy>,
 }
 
-/// Decoded JWS headers by their exact base64url text. Bounded: when full it is cleared, so
-/// junk headers can cost speed, never correctness (the cache only skips re-decoding bytes
+/// Checked JWS headers by their exact base64url text. Bounded: when full it is cleared, so
+/// junk headers can cost speed, never correctness (the cache only skips re-checking bytes
 /// whose meaning cannot change).
 struct HeaderCache(std::sync::RwLock<HashMap<Box<str>, jwt::Header>>);
 
 const HEADER_CACHE_MAX: usize = 256;
 
 impl HeaderCache {
-    fn get_or_parse(&self, segment: &str) -> Result<jwt::Header, Error> {
+    fn get_or_check(&self, segment: &str) -> Result<jwt::Header, Error> {
         if let Some(h) = self
             .0
             .read()
@@ -212,16 +215,51 @@ impl HeaderCache {
         {
             return Ok(h.clone());
         }
-        let parsed = jwt::parse_header(segment)?;
+        let checked = jwt::check_header(segment)?;
         if segment.len() <= 512 {
             let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
             if map.len() >= HEADER_CACHE_MAX {
                 map.clear();
             }
-            map.insert(segment.into(), parsed.clone());
+            map.insert(segment.into(), checked.clone());
         }
-        Ok(parsed)
+        Ok(checked)
     }
+}
+
+/// How a jsonwebtoken refusal reads in Tessera's codes. `exp_missing` is told from an
+/// unusable `exp` by the claims as peeked (jsonwebtoken reports both as missing).
+fn refusal(e: &jsonwebtoken::errors::Error, claims: &Claims) -> Error {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match e.kind() {
+        K::InvalidSignature => Error::BadSignature,
+        K::InvalidAlgorithm | K::MissingAlgorithm | K::InvalidAlgorithmName => Error::AlgNotAllowed,
+        K::MissingRequiredClaim(c) if c == "exp" && claims.exp.is_none() => Error::MissingExpiry,
+        K::MissingRequiredClaim(c) | K::InvalidClaimFormat(c) if c == "exp" => Error::Expired,
+        K::ExpiredSignature => Error::Expired,
+        K::ImmatureSignature => Error::NotYetValid,
+        K::InvalidClaimFormat(c) if c == "nbf" => Error::NotYetValid,
+        K::InvalidAudience => Error::BadAudience,
+        K::InvalidClaimFormat(c) | K::MissingRequiredClaim(c) if c == "aud" => Error::BadAudience,
+        K::InvalidIssuer => Error::UnknownIssuer,
+        K::InvalidClaimFormat(c) | K::MissingRequiredClaim(c) if c == "iss" => Error::UnknownIssuer,
+        _ => Error::Malformed("token is not a well-formed JWS"),
+    }
+}
+
+/// Refusals that say this key cannot verify the token (another candidate may).
+fn tries_next_key(e: &jsonwebtoken::errors::Error) -> bool {
+    use jsonwebtoken::errors::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::InvalidSignature
+            | K::InvalidKeyFormat
+            | K::InvalidEcdsaKey
+            | K::InvalidEddsaKey
+            | K::InvalidRsaKey(_)
+            | K::UnsupportedAlgorithm
+            | K::Provider(_)
+    )
 }
 
 /// Verifies tokens for every configured tenant.
@@ -246,12 +284,14 @@ impl std::fmt::Debug for Authenticator {
 const JWKS_MIN_REFETCH: Duration = Duration::from_secs(10);
 
 impl Authenticator {
-    /// Builds the verifier for every tenant (tenant index = position in `cfg.tenants`).
-    pub fn from_config(cfg: &Config, replay: Arc<dyn ReplayGuard>) -> Result<Self, String> {
+    /// Builds the verifier for every tenant (tenant index = position in `cfg.tenants`),
+    /// reading each key file once.
+    pub fn from_config(cfg: &Config, replay: Arc<dyn ReplayGuard>) -> Result<Self, SetupError> {
         let mut tenants = Vec::new();
         let mut by_issuer = HashMap::new();
         for (i, t) in cfg.tenants.iter().enumerate() {
-            let idx = u32::try_from(i).map_err(|_| "too many tenants".to_owned())?;
+            let idx =
+                u32::try_from(i).map_err(|_| SetupError::invalid("tenants", "too many tenants"))?;
             for iss in &t.issuers {
                 by_issuer.insert(iss.clone(), idx);
             }
@@ -264,8 +304,7 @@ impl Authenticator {
             let default_policy = policies.get(default_name).cloned().unwrap_or_default();
             tenants.push(TenantAuth {
                 id: t.id.clone(),
-                keys: TenantKeys::from_config(t, cfg.dev_mode)
-                    .map_err(|e| format!("tenant {:?}: {e}", t.id))?,
+                keys: TenantKeys::from_config(t, cfg.dev_mode)?,
                 audiences: t.audiences.clone(),
                 leeway: t.leeway_secs,
                 policies,
@@ -295,13 +334,27 @@ impl Authenticator {
             .and_then(|i| u32::try_from(i).ok())
     }
 
-    /// Verifies signature, expiry, not-before and audience (synchronously; see
-    /// [`Authenticator::verify_async`] for JWKS rotation).
-    pub fn verify(&self, token: &str, now: u64) -> Result<Verified, Error> {
-        let unverified = jwt::split_with(token, self.max_token_bytes, |h| {
-            self.headers.get_or_parse(h)
-        })?;
-        let claims: Claims = serde_json::from_slice(&unverified.payload)
+    /// Verifies signature, expiry, not-before, audience and issuer (synchronously; see
+    /// [`Authenticator::verify_async`] for JWKS rotation). The clock is jsonwebtoken's.
+    pub fn verify(&self, token: &str) -> Result<Verified, Error> {
+        if token.len() > self.max_token_bytes {
+            return Err(Error::TooLarge);
+        }
+        // Exactly three segments: jsonwebtoken splits from the right, so this keeps the
+        // header checked here the one it verifies.
+        let mut segments = token.split('.');
+        let (Some(header), Some(_), Some(_), None) = (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+        ) else {
+            return Err(Error::Malformed("not three dot-separated parts"));
+        };
+        let header = self.headers.get_or_check(header)?;
+        // Only `iss` is acted on before verification: it picks the tenant, whose keys must
+        // then verify the very payload these claims were read from.
+        let claims: Claims = jsonwebtoken::dangerous::insecure_decode_claims(token)
             .map_err(|_| Error::Malformed("claims are not valid"))?;
         let tenant = claims
             .iss
@@ -310,8 +363,8 @@ impl Authenticator {
             .copied()
             .ok_or(Error::UnknownIssuer)?;
         let t = &self.tenants[tenant as usize];
-        let kid = unverified.kid.as_deref();
-        let candidates = t.keys.candidates(kid, unverified.alg);
+        let kid = header.kid.as_deref();
+        let candidates = t.keys.candidates(kid, header.alg);
         if candidates.is_empty() {
             return Err(match kid {
                 Some(k) if !t.keys.knows_kid(k) => {
@@ -324,34 +377,27 @@ impl Authenticator {
                 _ => Error::AlgNotAllowed,
             });
         }
-        let key = candidates
-            .iter()
-            .find(|k| {
-                k.verify(
-                    unverified.alg,
-                    unverified.signing_input,
-                    &unverified.signature,
-                )
-            })
-            .ok_or(Error::BadSignature)?;
-        let exp = claims.exp.ok_or(Error::MissingExpiry)?;
-        if !exp.is_finite() || (now as f64) > exp + t.leeway as f64 {
-            return Err(Error::Expired);
+        let mut verified_by = None;
+        for key in &candidates {
+            match jsonwebtoken::decode::<serde::de::IgnoredAny>(
+                token,
+                &key.decoding,
+                &key.validation,
+            ) {
+                Ok(_) => {
+                    verified_by = Some(key);
+                    break;
+                }
+                Err(e) if tries_next_key(&e) => {}
+                Err(e) => return Err(refusal(&e, &claims)),
+            }
         }
-        if let Some(nbf) = claims.nbf
-            && (!nbf.is_finite() || nbf > (now + t.leeway) as f64)
-        {
-            return Err(Error::NotYetValid);
-        }
-        if !t.audiences.is_empty()
-            && !claims
-                .aud
-                .values(false)
-                .iter()
-                .any(|a| t.audiences.iter().any(|x| x == a))
-        {
+        let key = verified_by.ok_or(Error::BadSignature)?;
+        // jsonwebtoken lets a token without `aud` pass; a tenant with audiences needs one.
+        if !t.audiences.is_empty() && claims.aud.values(false).is_empty() {
             return Err(Error::BadAudience);
         }
+        let exp = claims.exp.ok_or(Error::MissingExpiry)?;
         Ok(Verified {
             tenant,
             claims,
@@ -362,17 +408,11 @@ impl Authenticator {
 
     /// [`Authenticator::verify`], refetching the issuer's JWKS once (rate-limited) when the
     /// token names a `kid` we do not know yet: that is how signing-key rotation arrives.
-    pub async fn verify_async(
-        &self,
-        token: &str,
-        now: u64,
-        jwks: &JwksFetcher,
-    ) -> Result<Verified, Error> {
-        match self.verify(token, now) {
+    pub async fn verify_async(&self, token: &str, jwks: &JwksFetcher) -> Result<Verified, Error> {
+        match self.verify(token) {
             Err(Error::UnknownKid | Error::Unavailable) => {
-                let Some(tenant) = jwt::split(token, self.max_token_bytes)
+                let Some(tenant) = jsonwebtoken::dangerous::insecure_decode_claims::<Claims>(token)
                     .ok()
-                    .and_then(|u| serde_json::from_slice::<Claims>(&u.payload).ok())
                     .and_then(|c| c.iss.and_then(|i| self.by_issuer.get(&i).copied()))
                 else {
                     return Err(Error::UnknownKid);
@@ -384,7 +424,7 @@ impl Authenticator {
                         let _ = jwks.refresh(source).await;
                     }
                 }
-                self.verify(token, now)
+                self.verify(token)
             }
             other => other,
         }

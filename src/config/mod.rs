@@ -147,6 +147,9 @@ pub struct Config {
     pub dev_mode: bool,
 }
 
+/// Largest `[[tenants]] leeway_secs`.
+pub const MAX_LEEWAY_SECS: u64 = 86_400;
+
 /// The top-level keys this module reads itself.
 const CONFIG_KEYS: [&str; 7] = [
     "server",
@@ -418,6 +421,14 @@ impl Config {
             if t.keys.is_empty() {
                 return invalid(format!(
                     "tenant {:?}: at least one verification key is required",
+                    t.id
+                ));
+            }
+            if t.leeway_secs > MAX_LEEWAY_SECS {
+                // A day of clock skew is a broken clock, and the bound keeps the token
+                // library's `now - leeway` arithmetic far from overflow.
+                return invalid(format!(
+                    "tenant {:?}: leeway_secs must be at most {MAX_LEEWAY_SECS}",
                     t.id
                 ));
             }

@@ -1,13 +1,14 @@
 //! Narrow internal API over `ring`: the only module that names a cryptographic library.
 //!
 //! Everything Tessera needs for the core lives here: AES-256-GCM sealing (keys at rest), HKDF
-//! (key-encryption keys), HMAC (JWT HS*, deterministic key ids), constant-time comparison and
-//! the system CSPRNG. Protocol modules add their primitives here too, so a change of
+//! (key-encryption keys), HMAC (deterministic key ids), the JWS signatures jsonwebtoken
+//! computes through [`jws`], constant-time comparison and the system CSPRNG. Protocol modules add their primitives here too, so a change of
 //! backend (aws-lc-rs for FIPS, say) touches one folder. ring is the default
 //! because it is the fastest option measured here for what the core needs; [`rsa`] explains
 //! why the Widevine-style RSA operations use OpenSSL, and [`symmetric`] holds AES-CBC/CMAC.
 
 pub mod ecc;
+pub mod jws;
 pub mod rsa;
 pub mod symmetric;
 

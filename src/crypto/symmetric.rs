@@ -76,7 +76,7 @@ pub fn aes128_cbc_encrypt_nopad(
     data: &[u8],
 ) -> Result<Vec<u8>, Error> {
     use cbc::cipher::block_padding::NoPadding;
-    if data.len() % 16 != 0 {
+    if !data.len().is_multiple_of(16) {
         return Err(Error::Open);
     }
     Ok(cbc::Encryptor::<Aes128>::new(key.into(), iv.into())
@@ -90,7 +90,7 @@ pub fn aes128_cbc_decrypt_nopad(
     data: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, Error> {
     use cbc::cipher::block_padding::NoPadding;
-    if data.len() % 16 != 0 {
+    if !data.len().is_multiple_of(16) {
         return Err(Error::Open);
     }
     let mut buf = Zeroizing::new(data.to_vec());

@@ -53,7 +53,7 @@ secret = "{SVC_ONLY_SECRET}"
 fn pkcs8_signer(kid: &str, alg: Alg, file: &str) -> Signer {
     let cfg = tessera::config::SigningKeyConfig {
         kid: Some(kid.into()),
-        algorithm: alg.name().into(),
+        algorithm: tessera::auth::jwt::alg_name(alg),
         private_key_file: Some(vector(file).into()),
         ..Default::default()
     };

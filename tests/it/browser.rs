@@ -148,7 +148,7 @@ fn expired_token(content_id: &str) -> String {
     let now = now();
     let signer = tessera::auth::mint::Signer::hmac(
         Some("demo-hs256".into()),
-        tessera::auth::jwt::Alg::parse("HS256").unwrap(),
+        tessera::auth::jwt::Alg::HS256,
         tessera::config::DEV_DEMO_SECRET.trim().as_bytes(),
     )
     .unwrap();

@@ -383,7 +383,7 @@ async fn shaka_packager_key_rotation_gets_every_period() {
     let periods: std::collections::BTreeSet<u64> = keys.iter().filter_map(|k| k.1).collect();
     // Batches of 10 periods, every period asked for returned (the packager stalls otherwise).
     assert!(
-        periods.len() >= 10 && periods.len() % 10 == 0,
+        periods.len() >= 10 && periods.len().is_multiple_of(10),
         "{periods:?}"
     );
     assert_eq!(*periods.iter().next().unwrap(), 0);

@@ -25,7 +25,7 @@ pub fn skd_uri(kid: &KeyId) -> String {
 /// pages build init data with UTF-16 ids), else UTF-8. `None` when neither decodes.
 pub fn decode(bytes: &[u8]) -> Option<String> {
     let utf16 = bytes.len() >= 2
-        && bytes.len() % 2 == 0
+        && bytes.len().is_multiple_of(2)
         && bytes.iter().skip(1).step_by(2).all(|&b| b == 0);
     if utf16 {
         let units: Vec<u16> = bytes

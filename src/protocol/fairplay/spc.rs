@@ -86,7 +86,7 @@ pub fn parse_container(spc: &[u8]) -> Result<Container<'_>, Error> {
         v => return Err(Error::SpcVersion(v)),
     };
     let n = u32_at(spc, header - 4)? as usize;
-    if n == 0 || n % 16 != 0 {
+    if n == 0 || !n.is_multiple_of(16) {
         return Err(Error::Parser(
             "payload length not a positive multiple of 16",
         ));
