@@ -11,6 +11,7 @@ pub mod playready;
 pub mod refusal;
 pub mod signalling;
 pub mod widevine;
+pub mod wire;
 pub mod wvkeys;
 
 /// Protocol names used as metric labels and in audit records.

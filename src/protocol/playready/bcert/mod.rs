@@ -130,6 +130,12 @@ impl Error {
     }
 }
 
+impl From<crate::protocol::wire::Truncated> for Error {
+    fn from(_: crate::protocol::wire::Truncated) -> Self {
+        Error::Malformed("truncated")
+    }
+}
+
 /// The BASIC attribute.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Basic {

@@ -6,49 +6,15 @@ use super::{Basic, CertKey, Certificate, Error, Manufacturer};
 use super::{MAX_CHAIN, MAX_CHAIN_BYTES, MAX_KEYS, MAX_LIST};
 use super::{TAG_BASIC, TAG_FEATURE, TAG_KEY, TAG_MANUFACTURER, TAG_SIGNATURE};
 use crate::crypto::ecc::Point;
+use crate::protocol::wire::Reader;
 use std::collections::HashSet;
-
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|e| *e <= self.buf.len())
-            .ok_or(Error::Malformed("truncated"))?;
-        let out = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(out)
-    }
-    fn u16(&mut self) -> Result<u16, Error> {
-        let b = self.take(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-    fn u32(&mut self) -> Result<u32, Error> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
-        let b = self.take(N)?;
-        let mut out = [0u8; N];
-        out.copy_from_slice(b);
-        Ok(out)
-    }
-    fn done(&self) -> bool {
-        self.pos == self.buf.len()
-    }
-}
 
 /// Parses a chain (no signature or trust checks: see [`verify_chain`](super::verify_chain)).
 pub fn parse_chain(bytes: &[u8]) -> Result<Vec<Certificate>, Error> {
     if bytes.len() > MAX_CHAIN_BYTES {
         return Err(Error::Malformed("chain too large"));
     }
-    let mut r = Reader { buf: bytes, pos: 0 };
+    let mut r = Reader::new(bytes);
     if r.take(4)? != b"CHAI" {
         return Err(Error::Malformed("no CHAI header"));
     }
@@ -64,47 +30,44 @@ pub fn parse_chain(bytes: &[u8]) -> Result<Vec<Certificate>, Error> {
     }
     let mut certs = Vec::with_capacity(count);
     for _ in 0..count {
-        let start = r.pos;
-        if r.take(4)? != b"CERT" {
+        let start = r.position();
+        // The header is read from a copy: the certificate's length counts the header too.
+        let mut head = r;
+        if head.take(4)? != b"CERT" {
             return Err(Error::Malformed("no CERT header"));
         }
-        let _version = r.u32()?;
-        let len = r.u32()? as usize;
-        let signed_len = r.u32()? as usize;
+        let _version = head.u32()?;
+        let len = head.u32()? as usize;
+        let signed_len = head.u32()? as usize;
         if len < 16 || signed_len < 16 || signed_len > len {
             return Err(Error::Malformed("certificate length fields"));
         }
-        r.pos = start;
         let cert = r.take(len)?;
         certs.push(parse_cert(cert, start, signed_len)?);
     }
-    if !r.done() {
-        return Err(Error::Malformed("bytes after the last certificate"));
-    }
+    r.finish()
+        .map_err(|_| Error::Malformed("bytes after the last certificate"))?;
     Ok(certs)
 }
 
 fn parse_cert(cert: &[u8], offset: usize, signed_len: usize) -> Result<Certificate, Error> {
-    let mut r = Reader { buf: cert, pos: 16 };
+    let mut r = Reader::new(cert);
+    r.skip(16)?;
     let mut basic = None;
     let mut keys = None;
     let mut features = Vec::new();
     let mut manufacturer = None;
     let mut signature = None;
     let mut seen = HashSet::new();
-    while !r.done() {
-        let at = r.pos;
+    while !r.is_empty() {
+        let at = r.position();
         let _flags = r.u16()?;
         let tag = r.u16()?;
         let len = r.u32()? as usize;
         if len < 8 {
             return Err(Error::Malformed("attribute length"));
         }
-        let payload = r.take(len - 8)?;
-        let mut p = Reader {
-            buf: payload,
-            pos: 0,
-        };
+        let mut p = r.sub(len - 8)?;
         // Each known attribute once: a duplicate could be read differently by another
         // parser (the reference client takes the first).
         if matches!(
@@ -116,7 +79,7 @@ fn parse_cert(cert: &[u8], offset: usize, signed_len: usize) -> Result<Certifica
         }
         if tag == TAG_SIGNATURE {
             // The signature covers exactly the bytes before it, and nothing may follow it.
-            if at != signed_len || !r.done() {
+            if at != signed_len || !r.is_empty() {
                 return Err(Error::Malformed("signature attribute placement"));
             }
         } else if at >= signed_len {
@@ -195,11 +158,12 @@ fn parse_cert(cert: &[u8], offset: usize, signed_len: usize) -> Result<Certifica
             // Other attributes (DEVICE, DOMAIN, PC, SECURITY_VERSION, …) are covered by the
             // signature and carry nothing Tessera enforces; real clients carry some flagged
             // must-understand, so they are not refused.
-            _ => p.pos = p.buf.len(),
+            _ => {
+                p.rest();
+            }
         }
-        if !p.done() {
-            return Err(Error::Malformed("an attribute longer than its content"));
-        }
+        p.finish()
+            .map_err(|_| Error::Malformed("an attribute longer than its content"))?;
     }
     let (signature, issuer_key) = signature.ok_or(Error::Malformed("no signature attribute"))?;
     Ok(Certificate {
