@@ -93,6 +93,19 @@ pub fn percent_decode(input: &str, plus: Plus) -> String {
         .into_owned()
 }
 
+/// Everything but RFC 3986 §2.3's unreserved characters (`A-Z a-z 0-9 - . _ ~`).
+const NOT_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes every byte but the unreserved characters (upper-case hex), so the value
+/// is safe anywhere in a URL, a query value included.
+pub fn percent_encode(input: &str) -> String {
+    percent_encoding::utf8_percent_encode(input, NOT_UNRESERVED).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +150,19 @@ mod tests {
         assert_eq!(percent_decode("%", Plus::Literal), "%");
         assert_eq!(percent_decode("%é1", Plus::Literal), "%é1");
         assert_eq!(percent_decode("%C3%A9%FF", Plus::Literal), "é\u{FFFD}");
+    }
+
+    #[test]
+    fn percent_encode_keeps_only_unreserved_characters() {
+        assert_eq!(percent_encode("aZ09-._~"), "aZ09-._~");
+        assert_eq!(
+            percent_encode("a b+c/d?e&f=é"),
+            "a%20b%2Bc%2Fd%3Fe%26f%3D%C3%A9"
+        );
+        for s in ["x y+z", "100%", "é/ü", ""] {
+            assert_eq!(percent_decode(&percent_encode(s), Plus::Space), s);
+            assert_eq!(percent_decode(&percent_encode(s), Plus::Literal), s);
+        }
     }
 
     proptest! {
