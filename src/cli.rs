@@ -825,7 +825,10 @@ fn keys(path: Option<PathBuf>, args: KeysArgs) -> ExitCode {
             KeysOp::Get { kid } => ("GET", format!("{base}/v1/keys/{kid}"), None),
             KeysOp::List { content_id } => (
                 "GET",
-                format!("{base}/v1/keys?content_id={}", percent_encode(content_id)),
+                format!(
+                    "{base}/v1/keys?content_id={}",
+                    crate::encoding::percent_encode(content_id)
+                ),
                 None,
             ),
             KeysOp::Revoke { kid } => ("POST", format!("{base}/v1/keys/{kid}/revoke"), None),
@@ -850,18 +853,6 @@ fn keys(path: Option<PathBuf>, args: KeysArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 async fn http_call(

@@ -1,6 +1,7 @@
 //! Request bodies, collected under a size cap *before* any parser sees a byte (STYLE S5).
 
 use super::error::Error;
+use crate::encoding::{Plus, percent_decode};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 
@@ -54,37 +55,8 @@ pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
 pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     query?.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| percent_decode(v))
+        (k == name).then(|| percent_decode(v, Plus::Space))
     })
-}
-
-fn percent_decode(s: &str) -> String {
-    fn hex(c: u8) -> Option<u8> {
-        (c as char).to_digit(16).map(|d| d as u8)
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let decoded = (b[i] == b'%' && i + 3 <= b.len())
-            .then(|| Some((hex(b[i + 1])? << 4) | hex(b[i + 2])?))
-            .flatten();
-        match (b[i], decoded) {
-            (_, Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            (b'+', None) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (c, None) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

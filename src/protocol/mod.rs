@@ -26,6 +26,7 @@ pub mod playready;
 pub mod refusal;
 pub mod signalling;
 pub mod widevine;
+pub mod wire;
 pub mod wvkeys;
 
 #[cfg(test)]

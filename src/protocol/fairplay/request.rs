@@ -4,7 +4,7 @@
 //! Pure.
 
 use super::Error;
-use crate::encoding::b64_encode;
+use crate::encoding::{Plus, b64_encode, percent_decode};
 
 /// Largest request body (a 64 KiB SPC plus base64 and JSON overhead).
 pub const MAX_BODY: usize = 96 * 1024;
@@ -55,27 +55,6 @@ fn b64(text: &str) -> Result<Vec<u8>, Error> {
     crate::encoding::b64_decode(&padded).map_err(|_| Error::Parser("body is not an SPC"))
 }
 
-fn percent_decode(s: &str) -> String {
-    // `+` stays `+`: several clients send base64 unescaped.
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(v) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn is_spc(b: &[u8]) -> bool {
     matches!(b.get(..4), Some([0, 0, 0, 1..=3]))
 }
@@ -95,12 +74,13 @@ pub fn decode(body: &[u8]) -> Result<Decoded, Error> {
     let text = std::str::from_utf8(body)
         .map_err(|_| Error::Parser("body is not an SPC"))?
         .trim();
+    // Percent-decoding keeps `+` as `+`: several clients send base64 unescaped.
     let text = if text
         .as_bytes()
         .get(..6)
         .is_some_and(|p| p.eq_ignore_ascii_case(b"spc%3d"))
     {
-        percent_decode(text)
+        percent_decode(text, Plus::Literal)
     } else {
         text.to_owned()
     };
@@ -112,8 +92,10 @@ pub fn decode(body: &[u8]) -> Result<Decoded, Error> {
         for pair in text.split('&') {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             match k {
-                "spc" => spc = Some(percent_decode(v)),
-                "assetId" | "asset_id" | "contentId" => hint = Some(percent_decode(v)),
+                "spc" => spc = Some(percent_decode(v, Plus::Literal)),
+                "assetId" | "asset_id" | "contentId" => {
+                    hint = Some(percent_decode(v, Plus::Literal))
+                }
                 _ => {}
             }
         }

@@ -2,6 +2,7 @@
 //! value | padding`. Pure.
 
 use super::Error;
+use crate::protocol::wire::Reader;
 
 /// Most TLLVs in one payload.
 pub const MAX_TLLVS: usize = 512;
@@ -20,35 +21,27 @@ pub struct Tllv<'a> {
 /// (Apple's own writers differ), unknown tags are kept.
 pub fn parse(buf: &[u8]) -> Result<Vec<Tllv<'_>>, Error> {
     let mut out: Vec<Tllv<'_>> = Vec::new();
-    let mut at = 0usize;
-    while at < buf.len() {
+    let mut r = Reader::new(buf);
+    while !r.is_empty() {
         if out.len() == MAX_TLLVS {
             return Err(Error::Parser("too many TLLVs"));
         }
-        let head = buf
-            .get(at..at + 16)
-            .ok_or(Error::Parser("truncated TLLV header"))?;
-        let tag = u64::from_be_bytes(head[0..8].try_into().map_err(|_| Error::Internal)?);
-        let total =
-            u32::from_be_bytes(head[8..12].try_into().map_err(|_| Error::Internal)?) as usize;
-        let len =
-            u32::from_be_bytes(head[12..16].try_into().map_err(|_| Error::Internal)?) as usize;
+        let header = |_| Error::Parser("truncated TLLV header");
+        let tag = r.u64().map_err(header)?;
+        let total = r.u32().map_err(header)? as usize;
+        let len = r.u32().map_err(header)? as usize;
         if len > total {
             return Err(Error::Parser("TLLV value longer than its block"));
         }
-        let start = at + 16;
-        let end = start
-            .checked_add(total)
-            .filter(|&e| e <= buf.len())
-            .ok_or(Error::Parser("TLLV overruns the payload"))?;
+        let mut block = r
+            .sub(total)
+            .map_err(|_| Error::Parser("TLLV overruns the payload"))?;
         if out.iter().any(|t| t.tag == tag) {
             return Err(Error::DupTag(tag));
         }
-        out.push(Tllv {
-            tag,
-            value: &buf[start..start + len],
-        });
-        at = end;
+        // Within its block (`len <= total`); the rest of the block is padding.
+        let value = block.take(len).map_err(|_| Error::Internal)?;
+        out.push(Tllv { tag, value });
     }
     Ok(out)
 }

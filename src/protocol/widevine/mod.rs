@@ -28,6 +28,7 @@ use crate::config::SetupError;
 use crate::crypto::SealingKey;
 use crate::crypto::rsa::{RsaPrivateKey, RsaPublicKey};
 use crate::keyring::KeyId;
+use crate::protocol::wire::Reader;
 use zeroize::Zeroizing;
 
 /// The committed dev-mode root public key (`keys/dev/widevine/`, testing only).
@@ -247,31 +248,33 @@ impl Widevine {
             .blob_key(salt)
             .open(&Self::aad(tenant_id), sealed)
             .ok()?;
-        let mut r = Reader(&plain[..]);
-        if r.take(1)?[0] != SESSION_V1 {
+        let mut r = Reader::new(&plain[..]);
+        if r.u8().ok()? != SESSION_V1 {
             return None;
         }
-        let tenant = u32::from_be_bytes(r.array()?);
-        let offline = r.take(1)?[0] == 1;
-        let issued_at = u64::from_be_bytes(r.array()?);
-        let mac_client = Zeroizing::new(r.array::<32>()?);
-        let mac_server = Zeroizing::new(r.array::<32>()?);
-        let system_id = u32::from_be_bytes(r.array()?);
-        let expires_at = u64::from_be_bytes(r.array()?);
-        let max_hdcp = i32::from_be_bytes(r.array()?);
-        let n = r.take(1)?[0];
+        let tenant = r.u32().ok()?;
+        let offline = r.u8().ok()? == 1;
+        let issued_at = r.u64().ok()?;
+        let mac_client = Zeroizing::new(r.array::<32>().ok()?);
+        let mac_server = Zeroizing::new(r.array::<32>().ok()?);
+        let system_id = r.u32().ok()?;
+        let expires_at = r.u64().ok()?;
+        let max_hdcp = i32::from_be_bytes(r.array().ok()?);
+        let n = r.u8().ok()?;
         let mut serials = Vec::with_capacity(n as usize);
         for _ in 0..n {
-            let len = r.take(1)?[0] as usize;
-            serials.push(r.take(len)?.to_vec());
+            let len = r.u8().ok()? as usize;
+            serials.push(r.take(len).ok()?.to_vec());
         }
-        if r.0.len() % 16 != 0 {
+        // The rest is the KIDs, 16 bytes each.
+        let kids = r.rest();
+        if !kids.len().is_multiple_of(16) {
             return None;
         }
-        let kids =
-            r.0.chunks_exact(16)
-                .filter_map(|c| c.try_into().ok().map(KeyId::from_bytes))
-                .collect();
+        let kids = kids
+            .chunks_exact(16)
+            .filter_map(|c| c.try_into().ok().map(KeyId::from_bytes))
+            .collect();
         Some(SessionState {
             tenant,
             offline,
@@ -284,23 +287,6 @@ impl Widevine {
             max_hdcp,
             kids,
         })
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N)?.try_into().ok()
     }
 }
 

@@ -1,4 +1,4 @@
--- Tessera schema, version 1 (src/store/postgres.rs). Key bytes are only ever stored sealed
+-- Tessera schema, version 1 (src/store/postgres/). Key bytes are only ever stored sealed
 -- (AES-256-GCM under a per-tenant key derived from the master key): a dump reveals no key.
 
 CREATE TABLE tessera_keys (

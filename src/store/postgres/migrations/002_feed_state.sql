@@ -1,4 +1,4 @@
--- Tessera schema, version 2 (src/store/postgres.rs): the change feed's heartbeat, retention
+-- Tessera schema, version 2 (src/store/postgres/): the change feed's heartbeat, retention
 -- and numbering time. Additive: binaries of schema 1 run against it unchanged.
 
 -- Set to the primary's clock by every node's periodic sweep, in a transaction of its own that
