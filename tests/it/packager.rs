@@ -4,7 +4,7 @@
 //! Tessera holds and decoded frame for frame against the clear source
 //! (`tests/interop/packager.py` reports, these tests decide).
 
-use super::interop;
+use super::support::interop;
 use super::support::*;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};

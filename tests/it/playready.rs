@@ -5,7 +5,7 @@
 //! (XML bombs, oversized bodies, no token) are driven with the crate's device simulator.
 
 use super::binary;
-use super::interop;
+use super::support::interop;
 use super::support::*;
 use serde_json::{Value, json};
 use std::path::Path;

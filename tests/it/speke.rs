@@ -2,7 +2,7 @@
 //! `cpix` package (installed at test time), builds the requests AWS-style encryptors send,
 //! parses Tessera's answers and decrypts encrypted key delivery with its own private key.
 
-use super::interop;
+use super::support::interop;
 use super::support::*;
 use serde_json::{Value, json};
 use std::process::Command;
