@@ -5,9 +5,9 @@
 //! Tessera holds. `tests/browser/run.mjs` drives the browser (playwright-core) and reports;
 //! this test decides.
 //!
-//! Needs `/usr/bin/chromium` (Debian `chromium`; `.ci/run` installs it) and Node.js with npm:
-//! the pinned npm packages of `tests/browser/package-lock.json` are installed here on first
-//! use.
+//! Needs `/usr/bin/chromium` (Debian `chromium`), Node.js and the pinned npm packages of
+//! `tests/browser/package-lock.json`, all installed by `tests/setup.sh`; without them the test
+//! fails naming that step.
 
 use super::binary::{run, serve_dev, tessera};
 use super::packager::{media, tool};

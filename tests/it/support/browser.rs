@@ -1,6 +1,9 @@
-//! The browser end-to-end test's tools: Debian's Chromium and the pinned npm packages of
-//! `tests/browser/package-lock.json` (playwright-core, shaka-player, hls.js, pngjs).
+//! The browser end-to-end test's tools: Debian's Chromium, Node.js and the pinned npm
+//! packages of `tests/browser/package-lock.json` (playwright-core, shaka-player, hls.js,
+//! pngjs), all installed by `tests/setup.sh`. The tests install nothing: a missing piece fails
+//! the test with a message naming the setup step.
 
+use super::RUN_SETUP;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -9,49 +12,33 @@ pub fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
-/// Debian's Chromium, installed with apt when missing (as root, or through sudo).
+/// Debian's Chromium.
 pub fn chromium() {
-    if Path::new("/usr/bin/chromium").exists() {
-        return;
-    }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0"));
-    let mut apt = if root {
-        Command::new("apt-get")
-    } else {
-        let mut c = Command::new("sudo");
-        c.arg("apt-get");
-        c
-    };
-    let status = apt
-        .args(["install", "-y", "-qq", "chromium"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status();
     assert!(
-        status.is_ok_and(|s| s.success()) && Path::new("/usr/bin/chromium").exists(),
-        "the browser test needs Debian's chromium and could not install it: apt-get install chromium"
+        Path::new("/usr/bin/chromium").exists(),
+        "Debian's chromium is missing (no /usr/bin/chromium): {RUN_SETUP}"
     );
 }
 
-/// `npm ci` from the lockfile, once per lockfile version.
+/// Node.js and the npm packages `npm ci` installed from the lockfile (the stamp is a copy of
+/// the lockfile it installed).
 pub fn npm_packages() {
     let dir = browser_dir();
     let lock = std::fs::read_to_string(dir.join("package-lock.json")).unwrap();
     let stamp = dir.join("node_modules/.tessera-installed");
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(lock.as_str()) {
-        return;
+    match std::fs::read_to_string(&stamp) {
+        Ok(installed) if installed == lock => {}
+        Ok(_) => panic!(
+            "tests/browser/node_modules was installed from another package-lock.json: {RUN_SETUP}"
+        ),
+        Err(_) => panic!(
+            "the npm packages of tests/browser/package-lock.json are missing (no \
+             tests/browser/node_modules): {RUN_SETUP}"
+        ),
     }
-    let out = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(&dir)
-        .output()
-        .unwrap_or_else(|e| panic!("npm (Node.js) is needed for the browser tests: {e}"));
+    let node = Command::new("node").arg("--version").output();
     assert!(
-        out.status.success(),
-        "npm ci: {}",
-        String::from_utf8_lossy(&out.stderr)
+        node.is_ok_and(|o| o.status.success()),
+        "Node.js is missing (no `node` on PATH): {RUN_SETUP}"
     );
-    std::fs::write(stamp, lock).unwrap();
 }

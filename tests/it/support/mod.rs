@@ -8,6 +8,9 @@ pub mod browser;
 pub mod interop;
 pub mod pg;
 
+/// How to get a missing third-party piece: the tests install nothing themselves.
+pub const RUN_SETUP: &str = "run tests/setup.sh (the README's test command does)";
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
