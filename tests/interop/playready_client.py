@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Drives pyplayready (installed from PyPI at test time, never vendored) against Tessera.
+"""Drives pyplayready (installed from PyPI by tests/setup.sh, never vendored) against Tessera.
 
 pyplayready is CC BY-NC-ND 4.0: it is only installed and called here, none of its code is copied.
 Every subcommand prints ONE JSON object on stdout; the Rust integration tests decide what is

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """SPEKE v2.0 / v2.1 encryptor stand-in built on the PyPI `cpix` package (1.4.1).
 
-Installed at test time into its own venv from tests/interop/speke-requirements.txt (cpix needs
+Installed by tests/setup.sh into its own venv from tests/interop/speke-requirements.txt (cpix needs
 construct>=2.9, which cannot share a venv with the Widevine/PlayReady clients). Never vendored.
 
 One exchange per run: build a CPIX request the way an encryptor asks for keys (ContentKey

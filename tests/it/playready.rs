@@ -1,11 +1,11 @@
 //! PlayReady-style licences with pyplayready 0.8.5, the third-party client
-//! (tests/interop/playready_client.py, installed from PyPI at test time): devices made by
+//! (tests/interop/playready_client.py, installed from PyPI by tests/setup.sh): devices made by
 //! `tessera devices playready`, challenges built by pyplayready, licences parsed by it, keys
 //! compared with what the key API created. The refusal paths the client cannot produce
 //! (XML bombs, oversized bodies, no token) are driven with the crate's device simulator.
 
 use super::binary;
-use super::interop;
+use super::support::interop;
 use super::support::*;
 use serde_json::{Value, json};
 use std::path::Path;

@@ -1,9 +1,10 @@
-//! The PostgreSQL backend against real clusters (tests/it/pg.rs): the store conformance suite,
-//! durability across a restart, migrations, sealed keys in dumps, and two "datacenters" (a
-//! primary and a synchronous standby) with a Tessera node on each: read-local licensing,
-//! revocation through the change feed, and failover with zero acknowledged keys lost.
+//! The PostgreSQL backend against real clusters (tests/it/support/pg.rs): the store
+//! conformance suite, durability across a restart, migrations, sealed keys in dumps, and two
+//! "datacenters" (a primary and a synchronous standby) with a Tessera node on each: read-local
+//! licensing, revocation through the change feed, and failover with zero acknowledged keys
+//! lost.
 
-use super::pg::Cluster;
+use super::support::pg::Cluster;
 use super::support::*;
 use serde_json::{Value, json};
 use std::sync::Arc;

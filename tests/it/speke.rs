@@ -1,8 +1,8 @@
 //! SPEKE v2 against a real CPIX client: `tests/interop/speke_client.py`, built on the PyPI
-//! `cpix` package (installed at test time), builds the requests AWS-style encryptors send,
+//! `cpix` package (installed by tests/setup.sh), builds the requests AWS-style encryptors send,
 //! parses Tessera's answers and decrypts encrypted key delivery with its own private key.
 
-use super::interop;
+use super::support::interop;
 use super::support::*;
 use serde_json::{Value, json};
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! release; pywidevine, the third-party client, drives the real-client path in
 //! `pywidevine_*` tests (tests/interop/widevine_client.py).
 
-use super::interop;
+use super::support::interop;
 use super::support::*;
 use prost::Message;
 use serde_json::{Value, json};

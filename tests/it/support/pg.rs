@@ -1,9 +1,10 @@
-//! Throwaway PostgreSQL clusters for the replication tests (no mocks): Debian's PostgreSQL,
-//! installed with apt when missing (CI runs as root), clusters made with `initdb` under a
-//! temporary directory (as the `postgres` user when running as root: initdb refuses root),
-//! listening on 127.0.0.1 on a free port, standbys made with `pg_basebackup -R`. Each cluster
-//! is stopped (immediately) and deleted when dropped.
+//! Throwaway PostgreSQL clusters for the replication tests (no mocks): Debian's PostgreSQL
+//! (installed by `tests/setup.sh`; when it is missing the tests fail naming that step),
+//! clusters made with `initdb` under a temporary directory (as the `postgres` user when running
+//! as root: initdb refuses root), listening on 127.0.0.1 on a free port, standbys made with
+//! `pg_basebackup -R`. Each cluster is stopped (immediately) and deleted when dropped.
 
+use super::RUN_SETUP;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -21,20 +22,12 @@ fn bin_dir() -> &'static Path {
             dirs.sort();
             dirs.pop()
         };
-        if let Some(d) = find() {
-            return d;
-        }
-        // A fresh machine: Debian's server packages (the test needs real clusters).
-        let ok = Command::new("sh")
-            .args([
-                "-c",
-                "apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null",
-            ])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "PostgreSQL is not installed and apt-get could not install it");
-        find().unwrap_or_else(|| panic!("no PostgreSQL binaries after installing the postgresql package"))
+        find().unwrap_or_else(|| {
+            panic!(
+                "Debian's PostgreSQL server is missing (no /usr/lib/postgresql/*/bin/initdb): \
+                 {RUN_SETUP}"
+            )
+        })
     })
 }
 

@@ -1,9 +1,11 @@
-//! The Python environments for interop tests: venvs under the target directory with the
-//! pinned third-party clients of `tests/interop/*requirements.txt`, created on first use
-//! (about 20 s each, needs PyPI) and reused while the requirements file is unchanged.
+//! The Python environments for interop tests: venvs under the target directory
+//! (`CARGO_TARGET_TMPDIR`) with the pinned third-party clients of
+//! `tests/interop/*requirements.txt`, made by `tests/setup.sh` (about 20 s each, needs PyPI).
+//! The tests install nothing: a venv that is missing, or was made from another version of its
+//! requirements file, fails the test that needs it with a message naming the setup step.
 
+use super::RUN_SETUP;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 /// The venv's python for pywidevine (`tests/interop/requirements.txt`).
@@ -33,40 +35,28 @@ pub fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Creates (or reuses, while its requirements file is unchanged) a venv under the target
-/// directory. Panics with the pip output on failure: an interop test that cannot reach its
-/// client must fail, not pass silently.
+/// The venv `dir` under the target directory, as `tests/setup.sh` made it from
+/// `requirements` (its stamp is a copy of the requirements file it installed). Panics when it
+/// is missing or stale: an interop test that cannot reach its client must fail, not pass
+/// silently.
 fn venv(dir: &str, requirements: &str) -> PathBuf {
     let requirements = script(requirements);
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(dir);
     let python = venv.join("bin/python");
     let stamp = venv.join("requirements.installed");
     let wanted = std::fs::read_to_string(&requirements).unwrap();
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
-        return python;
+    match std::fs::read_to_string(&stamp) {
+        Ok(installed) if installed == wanted && python.exists() => python,
+        Ok(installed) if installed != wanted => panic!(
+            "the Python venv {} was made from another version of {}: {RUN_SETUP}",
+            venv.display(),
+            requirements.display()
+        ),
+        _ => panic!(
+            "the Python venv {} (the pinned clients of {}) is missing: {RUN_SETUP}, with the \
+             CARGO_TARGET_DIR of this test run",
+            venv.display(),
+            requirements.display()
+        ),
     }
-    let _ = std::fs::remove_dir_all(&venv);
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-    run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-        ])
-        .arg(&requirements));
-    std::fs::write(&stamp, wanted).unwrap();
-    python
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

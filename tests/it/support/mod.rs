@@ -1,5 +1,15 @@
 //! Test support: a real Tessera (the library's `service::start`, the same code `tessera serve`
-//! runs) on ephemeral loopback ports, an HTTP client, and token helpers.
+//! runs) on ephemeral loopback ports, an HTTP client, and token helpers. The third-party
+//! tools the tests drive have their own modules: `pg` (throwaway PostgreSQL clusters),
+//! `interop` (the Python venvs of the interop clients) and `browser` (Chromium and the npm
+//! packages of the browser test).
+
+pub mod browser;
+pub mod interop;
+pub mod pg;
+
+/// How to get a missing third-party piece: the tests install nothing themselves.
+pub const RUN_SETUP: &str = "run tests/setup.sh (the README's test command does)";
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
