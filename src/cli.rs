@@ -384,7 +384,7 @@ fn fairplay_device(config: Option<PathBuf>, a: FairPlayDeviceArgs) -> ExitCode {
     };
     let fp = match crate::protocol::fairplay::setup::FairPlay::from_config(&cfg) {
         Ok(f) => f,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     let Some(idx) = cfg.tenants.iter().position(|t| t.id == a.tenant) else {
         return fail(format!("no tenant {:?}", a.tenant));
@@ -448,7 +448,7 @@ fn playready_device(config: Option<PathBuf>, a: PlayReadyDeviceArgs) -> ExitCode
                 Err(e) => fail(e.to_string()),
             },
             Ok(None) => fail("[playready] is not configured".into()),
-            Err(e) => fail(e),
+            Err(e) => fail(e.to_string()),
         };
     }
     if !matches!(a.security_level, 150 | 2000 | 3000) {

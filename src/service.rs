@@ -24,20 +24,43 @@ pub struct Running {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A listener could not be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The background tasks could not start (the store's change cursor).
+    #[error(transparent)]
+    Background(#[from] crate::app::Error),
+}
+
 /// Binds both listeners of `app.config` and starts serving.
-pub async fn start(app: Arc<App>) -> Result<Running, String> {
+pub async fn start(app: Arc<App>) -> Result<Running, Error> {
     let cfg = &app.config.server;
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
-            .map_err(|e| format!("cannot bind {addr}: {e}"))
+            .map_err(|source| Error::Bind { addr, source })
     };
     let public = bind(cfg.public_addr).await?;
     let internal = bind(cfg.internal_addr).await?;
     let public_tls = app.tls.public.clone();
     let internal_tls = app.tls.internal.clone();
-    let public_addr = public.local_addr().map_err(|e| e.to_string())?;
-    let internal_addr = internal.local_addr().map_err(|e| e.to_string())?;
+    let public_addr = public.local_addr().map_err(|source| Error::Bind {
+        addr: cfg.public_addr,
+        source,
+    })?;
+    let internal_addr = internal.local_addr().map_err(|source| Error::Bind {
+        addr: cfg.internal_addr,
+        source,
+    })?;
     // Signalling names the public listener; with port 0 only the bound address says where.
     let scheme = if cfg.public_tls.is_some() {
         "https"
@@ -47,7 +70,7 @@ pub async fn start(app: Arc<App>) -> Result<Running, String> {
     let _ = app
         .bound_public_url
         .set(format!("{scheme}://{public_addr}"));
-    app.start_background().await.map_err(|e| e.to_string())?;
+    app.start_background().await?;
     let (stop, rx) = watch::channel(false);
     let until = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;

@@ -24,6 +24,49 @@ const OID_P256: &str = "1.2.840.10045.3.1.7";
 const OID_P384: &str = "1.3.132.0.34";
 const OID_ED25519: &str = "1.3.101.112";
 
+/// Why key material or a JWKS document cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An algorithm name Tessera does not verify.
+    #[error("unsupported algorithm {0:?}")]
+    UnsupportedAlgorithm(String),
+    /// No algorithm is pinned.
+    #[error("algorithms must list at least one algorithm")]
+    NoAlgorithm,
+    /// A pinned algorithm of another family than the key's.
+    #[error("algorithm {alg} does not fit a {material} key")]
+    DoesNotFit {
+        /// The algorithm.
+        alg: String,
+        /// The key (redacted for a secret).
+        material: String,
+    },
+    /// An HMAC secret shorter than its hash output.
+    #[error("{alg} needs a secret of at least {min} bytes (RFC 7518 §3.2)")]
+    ShortSecret {
+        /// The algorithm.
+        alg: String,
+        /// Its minimum length.
+        min: usize,
+    },
+    /// Text that is not PEM, or PEM of another kind.
+    #[error("bad PEM: {0}")]
+    Pem(String),
+    /// A public key or certificate that does not parse, or of a kind Tessera does not verify.
+    #[error("{0}")]
+    Key(String),
+    /// A JWKS document that does not parse.
+    #[error("bad JWKS: {0}")]
+    Jwks(String),
+    /// A JWKS document with no key Tessera can use.
+    #[error("JWKS holds no usable signature key")]
+    NoUsableKey,
+    /// jsonwebtoken refused the key.
+    #[error(transparent)]
+    Jwt(#[from] jsonwebtoken::errors::Error),
+}
+
 /// What kind of key a verification key is: which algorithms its material fits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -148,15 +191,15 @@ impl VerificationKey {
         purpose: KeyPurpose,
         material: Material,
         rules: &Rules,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Error> {
         if algs.is_empty() {
-            return Err("algorithms must list at least one algorithm".into());
+            return Err(Error::NoAlgorithm);
         }
         if let Some(bad) = algs.iter().find(|a| !material.kind.fits(**a)) {
-            return Err(format!(
-                "algorithm {} does not fit a {material:?} key",
-                alg_name(*bad)
-            ));
+            return Err(Error::DoesNotFit {
+                alg: alg_name(*bad),
+                material: format!("{material:?}"),
+            });
         }
         Ok(Self {
             kid,
@@ -180,27 +223,29 @@ fn hmac_min(alg: Alg) -> Option<usize> {
 
 /// An HMAC secret for its pinned algorithms; RFC 7518 §3.2 requires a secret at least as
 /// long as the hash output.
-pub fn hmac_material(secret: &[u8], algs: &[Alg]) -> Result<Material, String> {
+pub fn hmac_material(secret: &[u8], algs: &[Alg]) -> Result<Material, Error> {
     for &alg in algs {
-        let min = hmac_min(alg)
-            .ok_or_else(|| format!("algorithm {} does not fit an HMAC secret", alg_name(alg)))?;
+        let min = hmac_min(alg).ok_or_else(|| Error::DoesNotFit {
+            alg: alg_name(alg),
+            material: "HMAC secret".into(),
+        })?;
         if secret.len() < min {
-            return Err(format!(
-                "{} needs a secret of at least {min} bytes (RFC 7518 §3.2)",
-                alg_name(alg)
-            ));
+            return Err(Error::ShortSecret {
+                alg: alg_name(alg),
+                min,
+            });
         }
     }
     Ok(Material {
         kind: Kind::Hmac,
-        key: DecodingKey::from_secret(secret).map_err(|e| e.to_string())?,
+        key: DecodingKey::from_secret(secret)?,
     })
 }
 
 /// Parses SPKI DER into key material.
-pub fn spki_material(der: &[u8]) -> Result<Material, String> {
+pub fn spki_material(der: &[u8]) -> Result<Material, Error> {
     let spki = spki::SubjectPublicKeyInfoOwned::from_der(der)
-        .map_err(|e| format!("bad public key: {e}"))?;
+        .map_err(|e| Error::Key(format!("bad public key: {e}")))?;
     let bits = spki.subject_public_key.raw_bytes();
     let (kind, key) = match spki.algorithm.oid.to_string().as_str() {
         OID_RSA => (Kind::Rsa, DecodingKey::from_rsa_der(bits)),
@@ -211,23 +256,27 @@ pub fn spki_material(der: &[u8]) -> Result<Material, String> {
                 .parameters
                 .as_ref()
                 .and_then(|p| p.decode_as::<spki::ObjectIdentifier>().ok())
-                .ok_or("EC key without a named curve")?;
+                .ok_or_else(|| Error::Key("EC key without a named curve".into()))?;
             let kind = match curve.to_string().as_str() {
                 OID_P256 => Kind::P256,
                 OID_P384 => Kind::P384,
-                other => return Err(format!("unsupported EC curve {other}")),
+                other => return Err(Error::Key(format!("unsupported EC curve {other}"))),
             };
             (kind, DecodingKey::from_ec_der(bits))
         }
-        other => return Err(format!("unsupported public key algorithm {other}")),
+        other => {
+            return Err(Error::Key(format!(
+                "unsupported public key algorithm {other}"
+            )));
+        }
     };
     Ok(Material { kind, key })
 }
 
 /// Parses a PEM public key (`PUBLIC KEY`, `RSA PUBLIC KEY`) or certificate.
-pub fn pem_material(text: &str) -> Result<Material, String> {
+pub fn pem_material(text: &str) -> Result<Material, Error> {
     let (label, der) =
-        pem::decode_vec(text.trim().as_bytes()).map_err(|e| format!("bad PEM: {e}"))?;
+        pem::decode_vec(text.trim().as_bytes()).map_err(|e| Error::Pem(e.to_string()))?;
     match label {
         "PUBLIC KEY" => spki_material(&der),
         "RSA PUBLIC KEY" => Ok(Material {
@@ -236,22 +285,22 @@ pub fn pem_material(text: &str) -> Result<Material, String> {
         }),
         "CERTIFICATE" => {
             let cert = x509_cert::Certificate::from_der(&der)
-                .map_err(|e| format!("bad certificate: {e}"))?;
+                .map_err(|e| Error::Key(format!("bad certificate: {e}")))?;
             let spki = cert.tbs_certificate().subject_public_key_info();
-            let spki_der =
-                spki::der::Encode::to_der(spki).map_err(|e| format!("bad certificate key: {e}"))?;
+            let spki_der = spki::der::Encode::to_der(spki)
+                .map_err(|e| Error::Key(format!("bad certificate key: {e}")))?;
             spki_material(&spki_der)
         }
-        other => Err(format!(
-            "unexpected PEM label {other:?} (want PUBLIC KEY or CERTIFICATE)"
-        )),
+        other => Err(Error::Pem(format!(
+            "unexpected label {other:?} (want PUBLIC KEY or CERTIFICATE)"
+        ))),
     }
 }
 
-fn parse_algs(names: &[String]) -> Result<Vec<Alg>, String> {
+fn parse_algs(names: &[String]) -> Result<Vec<Alg>, Error> {
     names
         .iter()
-        .map(|n| parse_alg(n).map_err(|_| format!("unsupported algorithm {n:?}")))
+        .map(|n| parse_alg(n).map_err(|_| Error::UnsupportedAlgorithm(n.clone())))
         .collect()
 }
 
@@ -314,12 +363,12 @@ impl JwksSource {
     /// anyone can fetch verifies nothing), or of a curve Tessera does not verify, is skipped.
     /// A JWK's own `alg` pins it; otherwise the source's algorithms apply, filtered to the
     /// key's family.
-    pub fn parse(&self, json: &[u8]) -> Result<HashMap<String, Arc<VerificationKey>>, String> {
+    pub fn parse(&self, json: &[u8]) -> Result<HashMap<String, Arc<VerificationKey>>, Error> {
         #[derive(serde::Deserialize)]
         struct Jwks {
             keys: Vec<Box<serde_json::value::RawValue>>,
         }
-        let set: Jwks = serde_json::from_slice(json).map_err(|e| format!("bad JWKS: {e}"))?;
+        let set: Jwks = serde_json::from_slice(json).map_err(|e| Error::Jwks(e.to_string()))?;
         let mut out = HashMap::new();
         for raw in set.keys {
             let Ok(jwk) = serde_json::from_str::<Jwk>(raw.get()) else {
@@ -375,7 +424,7 @@ impl JwksSource {
             }
         }
         if out.is_empty() {
-            return Err("JWKS holds no usable signature key".into());
+            return Err(Error::NoUsableKey);
         }
         Ok(out)
     }
@@ -428,7 +477,7 @@ impl TenantKeys {
         what: &str,
     ) -> Result<(), SetupError> {
         let bad = |why: String| SetupError::invalid(what, why);
-        let algs = parse_algs(&k.algorithms).map_err(bad)?;
+        let algs = parse_algs(&k.algorithms).map_err(|e| bad(e.to_string()))?;
         let secret = secrets::resolve(
             "secret",
             k.secret.as_ref(),
@@ -489,9 +538,10 @@ impl TenantKeys {
             (_, Some(p)) => pem_material(&p),
             _ => unreachable!("exactly one source was checked above"),
         }
-        .map_err(bad)?;
+        .map_err(|e| bad(e.to_string()))?;
         keys.fixed.push(Arc::new(
-            VerificationKey::new(k.kid.clone(), algs, k.purpose, material, rules).map_err(bad)?,
+            VerificationKey::new(k.kid.clone(), algs, k.purpose, material, rules)
+                .map_err(|e| bad(e.to_string()))?,
         ));
         Ok(())
     }

@@ -559,6 +559,30 @@ impl std::fmt::Debug for JwksFetcher {
     }
 }
 
+/// Why a JWKS document could not be fetched and installed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwksError {
+    /// The URL does not parse.
+    #[error("bad JWKS URL: {0}")]
+    Url(String),
+    /// The connection or request failed.
+    #[error("JWKS fetch failed: {0}")]
+    Fetch(String),
+    /// The server answered other than 2xx.
+    #[error("JWKS fetch returned {0}")]
+    Status(http::StatusCode),
+    /// The body was over the cap or could not be read.
+    #[error("JWKS body: {0}")]
+    Body(String),
+    /// No answer in time.
+    #[error("JWKS fetch timed out")]
+    Timeout,
+    /// The document holds no usable key.
+    #[error(transparent)]
+    Keys(#[from] keys::Error),
+}
+
 /// Largest JWKS document accepted.
 const JWKS_MAX_BYTES: usize = 256 * 1024;
 
@@ -586,7 +610,7 @@ impl JwksFetcher {
     }
 
     /// Fetches `source.url` and installs its keys.
-    pub async fn refresh(&self, source: &JwksSource) -> Result<(), String> {
+    pub async fn refresh(&self, source: &JwksSource) -> Result<(), JwksError> {
         let result = self.fetch(source).await;
         if let Some(c) = &self.fetches {
             c.with_label_values(&[if result.is_ok() { "ok" } else { "error" }])
@@ -595,29 +619,29 @@ impl JwksFetcher {
         result
     }
 
-    async fn fetch(&self, source: &JwksSource) -> Result<(), String> {
+    async fn fetch(&self, source: &JwksSource) -> Result<(), JwksError> {
         let uri: http::Uri = source
             .url
             .parse()
-            .map_err(|e| format!("bad JWKS URL: {e}"))?;
+            .map_err(|e: http::uri::InvalidUri| JwksError::Url(e.to_string()))?;
         let fut = async {
             let resp = self
                 .client
                 .get(uri)
                 .await
-                .map_err(|e| format!("JWKS fetch failed: {e}"))?;
+                .map_err(|e| JwksError::Fetch(e.to_string()))?;
             if !resp.status().is_success() {
-                return Err(format!("JWKS fetch returned {}", resp.status()));
+                return Err(JwksError::Status(resp.status()));
             }
             Limited::new(resp.into_body(), JWKS_MAX_BYTES)
                 .collect()
                 .await
                 .map(|b| b.to_bytes())
-                .map_err(|e| format!("JWKS body: {e}"))
+                .map_err(|e| JwksError::Body(e.to_string()))
         };
         let body = tokio::time::timeout(Duration::from_secs(5), fut)
             .await
-            .map_err(|_| "JWKS fetch timed out".to_owned())??;
+            .map_err(|_| JwksError::Timeout)??;
         let keys = source.parse(&body)?;
         source.install(keys);
         Ok(())

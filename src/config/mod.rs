@@ -447,7 +447,7 @@ impl Config {
                 ));
             }
         }
-        crate::protocol::check(self).map_err(Error::Invalid)
+        crate::protocol::check(self)
     }
 
     /// The tenant with this id.

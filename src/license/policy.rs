@@ -102,16 +102,28 @@ impl Default for Policy {
     }
 }
 
+/// Why a policy is inconsistent.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// Renewal allowed with no interval.
+    #[error("can_renew needs renewal_interval_secs > 0")]
+    RenewalInterval,
+    /// A renewal URL that is not http(s).
+    #[error("renewal_url must be an http(s) URL")]
+    RenewalUrl,
+}
+
 impl Policy {
     /// Checks internal consistency.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Error> {
         if self.can_renew && self.renewal_interval_secs == 0 {
-            return Err("can_renew needs renewal_interval_secs > 0".into());
+            return Err(Error::RenewalInterval);
         }
         if let Some(url) = &self.renewal_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
         {
-            return Err("renewal_url must be an http(s) URL".into());
+            return Err(Error::RenewalUrl);
         }
         Ok(())
     }

@@ -98,7 +98,10 @@ pub trait Protocol: Sized + Send + Sync + 'static {
     type TenantConfig: serde::de::DeserializeOwned + Default + std::fmt::Debug + Send + Sync;
 
     /// Checks the sections as data (no file is read): part of [`Config::validate`].
-    fn check(section: &Self::Config, tenants: &[&Self::TenantConfig]) -> Result<(), String> {
+    fn check(
+        section: &Self::Config,
+        tenants: &[&Self::TenantConfig],
+    ) -> Result<(), crate::config::Error> {
         let _ = (section, tenants);
         Ok(())
     }
@@ -253,16 +256,12 @@ macro_rules! protocols {
         }
 
         /// Every protocol's data checks (part of [`Config::validate`]).
-        pub fn check(config: &Config) -> Result<(), String> {
+        pub fn check(config: &Config) -> Result<(), crate::config::Error> {
             $(
                 <$ty as Protocol>::check(
                     &config.protocols.$field,
                     &config.tenants.iter().map(|t| &t.protocols.$field).collect::<Vec<_>>(),
-                )
-                .map_err(|e| match <$ty as Protocol>::SECTION {
-                    Some(s) => format!("{s}: {e}"),
-                    None => e,
-                })?;
+                )?;
             )+
             Ok(())
         }

@@ -7,11 +7,30 @@ pub use metrics::Metrics;
 use crate::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
+/// Why logging could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The filter directive does not parse.
+    #[error("bad log filter {filter:?}: {message}")]
+    Filter {
+        /// The directive.
+        filter: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// A global subscriber is already installed.
+    #[error("cannot install logger: {0}")]
+    Install(String),
+}
+
 /// Installs the global tracing subscriber. Never logs keys, tokens or bodies: nothing in the
 /// code passes them to a log macro (STYLE O2), and this layer adds none.
-pub fn init(format: LogFormat, filter: &str) -> Result<(), String> {
-    let filter =
-        EnvFilter::try_new(filter).map_err(|e| format!("bad log filter {filter:?}: {e}"))?;
+pub fn init(format: LogFormat, filter: &str) -> Result<(), Error> {
+    let filter = EnvFilter::try_new(filter).map_err(|e| Error::Filter {
+        filter: filter.to_owned(),
+        message: e.to_string(),
+    })?;
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -25,5 +44,5 @@ pub fn init(format: LogFormat, filter: &str) -> Result<(), String> {
             .with_current_span(true)
             .try_init(),
     };
-    result.map_err(|e| format!("cannot install logger: {e}"))
+    result.map_err(|e| Error::Install(e.to_string()))
 }

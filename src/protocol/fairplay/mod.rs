@@ -68,9 +68,7 @@ impl crate::protocol::Protocol for FairPlayProtocol {
         _: &(),
         _: &[&Vec<FairPlayCredentialConfig>],
     ) -> Result<Self, crate::config::SetupError> {
-        setup::FairPlay::from_config(cx.config)
-            .map(Self)
-            .map_err(|e| crate::config::SetupError::invalid("fairplay", e))
+        setup::FairPlay::from_config(cx.config).map(Self)
     }
 
     async fn handle(

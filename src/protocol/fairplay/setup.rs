@@ -4,7 +4,7 @@
 
 use super::dfunc::{DFunctionProvider, KeyPayloadProvider, TesseraDv1};
 use super::spc::{V3Params, tessera_v3};
-use crate::config::{Config, secrets};
+use crate::config::{Config, SetupError, secrets};
 use crate::crypto::rsa::RsaPrivateKey;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -72,54 +72,98 @@ enum Kind {
     Licensee,
 }
 
-fn provider(c: &super::FairPlayCredentialConfig) -> Result<Provider, String> {
+/// Why a credential set cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialError {
+    /// `provider = "d-dylib"` in a build without the feature.
+    #[error("provider d-dylib needs a build with the fairplay-licensee-ffi feature")]
+    NoFfi,
+    /// `provider = "d-dylib"` without `dylib`.
+    #[error("provider d-dylib needs dylib = PATH")]
+    NoDylib,
+    /// `dylib` with another provider.
+    #[error("dylib is only for provider d-dylib")]
+    UnusedDylib,
+    /// An unknown provider.
+    #[error("provider {0:?} (tessera-d-v1, d-dylib)")]
+    UnknownProvider(String),
+    /// The licensee's library does not load.
+    #[error("{0}")]
+    Dylib(String),
+    /// The ASk is not 16 bytes of hex.
+    #[error("ask must be 16 bytes of hex")]
+    Ask,
+    /// `ask` and `ask_file` are both missing.
+    #[error("ask or ask_file is required")]
+    NoAsk,
+    /// The certificate does not parse.
+    #[error("not an X.509 certificate (DER or PEM)")]
+    Certificate,
+    /// The certificate's key is not RSA.
+    #[error("certificate key is not RSA")]
+    CertificateKey,
+    /// The private key does not parse.
+    #[error("private key is not an RSA-1024 or RSA-2048 PEM key")]
+    PrivateKey,
+    /// Key and certificate are not a pair.
+    #[error("the private key does not match the certificate")]
+    Mismatch,
+    /// A key of another size than FairPlay's.
+    #[error("RSA-{0}: FairPlay certificates are RSA-1024 or RSA-2048")]
+    Size(u32),
+    /// The same certificate twice.
+    #[error("the same certificate is configured twice")]
+    Twice,
+}
+
+fn provider(c: &super::FairPlayCredentialConfig) -> Result<Provider, CredentialError> {
     match (c.provider.as_str(), &c.dylib) {
         ("" | "tessera-d-v1", None) => Ok(Provider::TesseraDv1),
         #[cfg(feature = "fairplay-licensee-ffi")]
-        ("d-dylib", Some(path)) => super::ffi::DylibD::load(path).map(Provider::Dylib),
+        ("d-dylib", Some(path)) => super::ffi::DylibD::load(path)
+            .map(Provider::Dylib)
+            .map_err(CredentialError::Dylib),
         #[cfg(not(feature = "fairplay-licensee-ffi"))]
-        ("d-dylib", Some(_)) => {
-            Err("provider d-dylib needs a build with the fairplay-licensee-ffi feature".into())
-        }
-        ("d-dylib", None) => Err("provider d-dylib needs dylib = PATH".into()),
-        (_, Some(_)) => Err("dylib is only for provider d-dylib".into()),
-        (other, None) => Err(format!("provider {other:?} (tessera-d-v1, d-dylib)")),
+        ("d-dylib", Some(_)) => Err(CredentialError::NoFfi),
+        ("d-dylib", None) => Err(CredentialError::NoDylib),
+        (_, Some(_)) => Err(CredentialError::UnusedDylib),
+        (other, None) => Err(CredentialError::UnknownProvider(other.to_owned())),
     }
 }
 
-fn parse_ask(hex: &str) -> Result<[u8; 16], String> {
+fn parse_ask(hex: &str) -> Result<[u8; 16], CredentialError> {
     crate::encoding::hex_decode(hex.trim())
         .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| "ask must be 16 bytes of hex".to_owned())
+        .ok_or(CredentialError::Ask)
 }
 
-fn certificate_der(bytes: &[u8]) -> Result<Vec<u8>, String> {
-    let cert = openssl::x509::X509::from_der(bytes)
+fn certificate_der(bytes: &[u8]) -> Result<Vec<u8>, CredentialError> {
+    openssl::x509::X509::from_der(bytes)
         .or_else(|_| openssl::x509::X509::from_pem(bytes))
-        .map_err(|_| "not an X.509 certificate (DER or PEM)".to_owned())?;
-    cert.to_der().map_err(|e| e.to_string())
+        .and_then(|cert| cert.to_der())
+        .map_err(|_| CredentialError::Certificate)
 }
 
 impl FairPlay {
     /// Loads `[[tenants.fairplay_credentials]]`, and the dev credential in dev mode.
-    pub fn from_config(config: &Config) -> Result<Self, String> {
+    pub fn from_config(config: &Config) -> Result<Self, SetupError> {
         let mut fp = FairPlay::default();
         for (idx, t) in config.tenants.iter().enumerate() {
             for (i, c) in t.protocols.fairplay.iter().enumerate() {
                 let what = format!("tenant {:?} fairplay_credentials[{i}]", t.id);
-                let provider = provider(c).map_err(|e| format!("{what}: {e}"))?;
+                let bad = |e: CredentialError| SetupError::invalid(&what, e);
+                let provider = provider(c).map_err(bad)?;
                 let cert = std::fs::read(&c.certificate_file)
-                    .map_err(|e| format!("{what}: {}: {e}", c.certificate_file.display()))?;
-                let key = secrets::read_secret_file(&c.private_key_file, false)
-                    .map_err(|e| format!("{what}: {e}"))?;
+                    .map_err(|e| SetupError::read(&c.certificate_file, e))?;
+                let key = secrets::read_secret_file(&c.private_key_file, false)?;
                 let ask = secrets::resolve(
                     &format!("{what} ask"),
                     c.ask.as_ref(),
                     c.ask_file.as_deref(),
                     false,
-                )
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("{what}: ask or ask_file is required"))?;
+                )?
+                .ok_or_else(|| bad(CredentialError::NoAsk))?;
                 fp.add(
                     idx as u32,
                     &cert,
@@ -128,21 +172,21 @@ impl FairPlay {
                     c.v3,
                     provider,
                 )
-                .map_err(|e| format!("{what}: {e}"))?;
+                .map_err(bad)?;
             }
         }
         if config.dev_mode
             && let Some(idx) = config.tenants.iter().position(|t| t.id == "demo")
         {
-            let key = std::str::from_utf8(DEV_KEY).map_err(|e| e.to_string())?;
             fp.add(
                 idx as u32,
                 DEV_CERT,
-                key.as_bytes(),
+                DEV_KEY,
                 DEV_ASK,
                 true,
                 Provider::TesseraDv1,
-            )?;
+            )
+            .map_err(|e| SetupError::invalid("fairplay dev credential", e))?;
         }
         Ok(fp)
     }
@@ -155,25 +199,24 @@ impl FairPlay {
         ask: &str,
         v3: bool,
         provider: Provider,
-    ) -> Result<(), String> {
+    ) -> Result<(), CredentialError> {
         let certificate = certificate_der(cert)?;
-        let private = RsaPrivateKey::from_pem_any_size(key_pem)
-            .map_err(|_| "private key is not an RSA-1024 or RSA-2048 PEM key".to_owned())?;
+        let private =
+            RsaPrivateKey::from_pem_any_size(key_pem).map_err(|_| CredentialError::PrivateKey)?;
         let cert_key = openssl::x509::X509::from_der(&certificate)
             .and_then(|c| c.public_key())
             .and_then(|k| k.rsa())
-            .map_err(|_| "certificate key is not RSA".to_owned())?;
+            .and_then(|k| k.public_key_to_der())
+            .map_err(|_| CredentialError::CertificateKey)?;
         let public = private
             .public_key_der()
-            .map_err(|_| "private key".to_owned())?;
-        if cert_key.public_key_to_der().map_err(|e| e.to_string())? != public {
-            return Err("the private key does not match the certificate".into());
+            .map_err(|_| CredentialError::PrivateKey)?;
+        if cert_key != public {
+            return Err(CredentialError::Mismatch);
         }
         let bits = private.bits();
         if bits != 1024 && bits != 2048 {
-            return Err(format!(
-                "RSA-{bits}: FairPlay certificates are RSA-1024 or RSA-2048"
-            ));
+            return Err(CredentialError::Size(bits));
         }
         let ask = parse_ask(ask)?;
         let provider_kind = match &provider {
@@ -199,7 +242,7 @@ impl FairPlay {
             crate::crypto::sha256(&cred.certificate).to_vec(),
         ] {
             if self.by_hash.insert(hash, cred.clone()).is_some() {
-                return Err("the same certificate is configured twice".into());
+                return Err(CredentialError::Twice);
             }
         }
         self.first.entry(tenant).or_insert(cred);

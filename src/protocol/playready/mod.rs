@@ -28,6 +28,8 @@ mod config;
 
 use crate::crypto::ecc::{self, EccPrivateKey};
 pub use config::PlayReadyConfig;
+
+use crate::config::SetupError;
 use std::collections::HashSet;
 
 /// The committed dev-mode root public key (`keys/dev/playready/`, testing only).
@@ -54,59 +56,73 @@ pub struct PlayReady {
     pub signer: Option<response::ResponseSigner>,
 }
 
-fn read_key(path: &std::path::Path) -> Result<EccPrivateKey, String> {
-    let pem = crate::config::secrets::read_secret_file(path, false).map_err(|e| e.to_string())?;
+fn read_key(path: &std::path::Path) -> Result<EccPrivateKey, SetupError> {
+    let pem = crate::config::secrets::read_secret_file(path, false)?;
     EccPrivateKey::from_pem(pem.expose().as_bytes())
-        .map_err(|_| format!("{}: not a PEM P-256 private key", path.display()))
+        .map_err(|_| invalid(format!("{}: not a PEM P-256 private key", path.display())))
+}
+
+fn invalid(why: impl std::fmt::Display) -> SetupError {
+    SetupError::invalid("playready", why)
 }
 
 impl PlayReady {
     /// Loads `[playready]`. `Ok(None)` when the protocol is not configured (no server key
     /// and no roots), except in dev mode, which uses the committed test keys.
-    pub fn load(cfg: &PlayReadyConfig, dev_mode: bool) -> Result<Option<Self>, String> {
+    pub fn load(cfg: &PlayReadyConfig, dev_mode: bool) -> Result<Option<Self>, SetupError> {
         let use_dev = dev_mode && cfg.server_key_file.is_none() && cfg.roots.is_empty();
         let server = match (&cfg.server_key_file, use_dev) {
-            (_, true) => EccPrivateKey::from_pem(DEV_SERVER_KEY).map_err(|e| e.to_string())?,
+            (_, true) => EccPrivateKey::from_pem(DEV_SERVER_KEY).map_err(invalid)?,
             (Some(path), false) => read_key(path)?,
             (None, false) if cfg.roots.is_empty() => {
                 if cfg.signing_key_file.is_some() || cfg.signing_chain_file.is_some() {
-                    return Err("a signing key or chain is set but no server key is".into());
+                    return Err(invalid(
+                        "a signing key or chain is set but no server key is",
+                    ));
                 }
                 return Ok(None);
             }
-            (None, false) => return Err("roots are set but server_key_file is not".into()),
+            (None, false) => return Err(invalid("roots are set but server_key_file is not")),
         };
         let mut roots = Vec::new();
         if use_dev {
-            roots.push(ecc::public_from_pem(DEV_ROOT_PUBLIC).map_err(|e| e.to_string())?);
+            roots.push(ecc::public_from_pem(DEV_ROOT_PUBLIC).map_err(invalid)?);
         } else if cfg.roots.is_empty() {
-            return Err("server_key_file is set but no roots are".into());
+            return Err(invalid("server_key_file is set but no roots are"));
         }
         for path in &cfg.roots {
-            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let pem = std::fs::read(path).map_err(|e| SetupError::read(path, e))?;
             roots.push(
-                ecc::public_from_pem(&pem)
-                    .map_err(|_| format!("{}: not a PEM P-256 public key", path.display()))?,
+                ecc::public_from_pem(&pem).map_err(|_| {
+                    invalid(format!("{}: not a PEM P-256 public key", path.display()))
+                })?,
             );
         }
         let signer = match (&cfg.signing_chain_file, &cfg.signing_key_file) {
             (Some(chain), Some(key)) => {
-                let bytes =
-                    std::fs::read(chain).map_err(|e| format!("{}: {e}", chain.display()))?;
+                let bytes = std::fs::read(chain).map_err(|e| SetupError::read(chain, e))?;
                 Some(signer(bytes, read_key(key)?)?)
             }
             (None, None) if use_dev => {
-                let key = EccPrivateKey::from_pem(DEV_SIGNING_KEY).map_err(|e| e.to_string())?;
+                let key = EccPrivateKey::from_pem(DEV_SIGNING_KEY).map_err(invalid)?;
                 Some(signer(DEV_SIGNING_CHAIN.to_vec(), key)?)
             }
             (None, None) => None,
-            _ => return Err("signing_chain_file and signing_key_file go together".into()),
+            _ => {
+                return Err(invalid(
+                    "signing_chain_file and signing_key_file go together",
+                ));
+            }
         };
         let mut revoked_cert_ids = HashSet::new();
         for s in &cfg.revoked_certificate_ids {
             let id: [u8; 16] = crate::encoding::hex_decode(s)
                 .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| format!("revoked_certificate_ids: {s:?} is not 32 hex digits"))?;
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "revoked_certificate_ids: {s:?} is not 32 hex digits"
+                    ))
+                })?;
             revoked_cert_ids.insert(id);
         }
         Ok(Some(Self {
@@ -169,9 +185,7 @@ impl crate::protocol::Protocol for PlayReadyProtocol {
         section: &PlayReadyConfig,
         _: &[&()],
     ) -> Result<Self, crate::config::SetupError> {
-        PlayReady::load(section, cx.config.dev_mode)
-            .map(Self)
-            .map_err(|e| crate::config::SetupError::invalid("playready", e))
+        PlayReady::load(section, cx.config.dev_mode).map(Self)
     }
 
     async fn handle(
@@ -192,22 +206,23 @@ impl crate::protocol::Protocol for PlayReadyProtocol {
 /// A response signer from a chain and its key: the chain must verify as a SERVER chain
 /// (every link; its top is whatever root the clients trust, so it is taken from the chain),
 /// not be expired, and its SIGN_RESPONSE key must be this key's.
-fn signer(chain: Vec<u8>, key: EccPrivateKey) -> Result<response::ResponseSigner, String> {
-    let certs = bcert::parse_chain(&chain).map_err(|e| format!("signing chain: {e}"))?;
+fn signer(chain: Vec<u8>, key: EccPrivateKey) -> Result<response::ResponseSigner, SetupError> {
+    let bad = |why: String| SetupError::invalid("playready signing chain", why);
+    let certs = bcert::parse_chain(&chain).map_err(|e| bad(e.to_string()))?;
     let top = certs.last().map(|c| c.issuer_key).unwrap_or([0; 64]);
     let server = bcert::verify_chain(&chain, &[top], bcert::cert_type::SERVER, Some(key.public()))
         .map_err(|e| match e {
             bcert::Error::KeyMismatch => {
-                "signing chain: its SIGN_RESPONSE key is not signing_key_file's".to_owned()
+                bad("its SIGN_RESPONSE key is not signing_key_file's".to_owned())
             }
-            e => format!("signing chain: {e}"),
+            e => bad(e.to_string()),
         })?;
     if server.expires_at != bcert::NEVER && u64::from(server.expires_at) <= crate::app::now_secs() {
-        return Err("signing chain: a certificate has expired".into());
+        return Err(bad("a certificate has expired".into()));
     }
     Ok(response::ResponseSigner {
         chain_b64: crate::encoding::b64_encode(&chain),
-        signer: key.signer().map_err(|e| e.to_string())?,
+        signer: key.signer().map_err(|e| bad(e.to_string()))?,
     })
 }
 

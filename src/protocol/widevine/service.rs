@@ -22,6 +22,21 @@ pub enum Error {
     Decrypt,
 }
 
+/// Why a service certificate and key cannot serve as this server's identity.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// The certificate does not decode.
+    #[error("the service certificate is not a SignedDrmCertificate")]
+    NotACertificate,
+    /// A certificate of another type.
+    #[error("the service certificate is not of type SERVICE")]
+    NotService,
+    /// Key and certificate are not a pair.
+    #[error("the service private key does not match the service certificate")]
+    KeyMismatch,
+}
+
 /// This server's service certificate and its private key.
 #[derive(Debug)]
 pub struct ServiceIdentity {
@@ -33,21 +48,21 @@ pub struct ServiceIdentity {
 
 impl ServiceIdentity {
     /// Pairs a serialized SERVICE `SignedDrmCertificate` with its private key (checked).
-    pub fn new(cert: Vec<u8>, key: RsaPrivateKey) -> Result<Self, String> {
+    pub fn new(cert: Vec<u8>, key: RsaPrivateKey) -> Result<Self, IdentityError> {
         let body = pb::SignedDrmCertificate::decode(&cert[..])
             .ok()
             .and_then(|s| s.drm_certificate)
             .and_then(|b| pb::DrmCertificate::decode(&b[..]).ok())
-            .ok_or("the service certificate is not a SignedDrmCertificate")?;
+            .ok_or(IdentityError::NotACertificate)?;
         if body.r#type() != pb::drm_certificate::Type::Service {
-            return Err("the service certificate is not of type SERVICE".into());
+            return Err(IdentityError::NotService);
         }
         let matches = key
             .public_key()
             .and_then(|k| k.to_pkcs1_der())
             .is_ok_and(|der| body.public_key.as_deref() == Some(&der[..]));
         if !matches {
-            return Err("the service private key does not match the service certificate".into());
+            return Err(IdentityError::KeyMismatch);
         }
         let response = pb::SignedMessage {
             r#type: Some(pb::signed_message::MessageType::ServiceCertificate as i32),

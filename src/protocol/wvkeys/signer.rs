@@ -31,18 +31,31 @@ impl std::fmt::Debug for Signer {
     }
 }
 
+/// Why an AES signer's key or IV is unusable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The key is not hex.
+    #[error("aes key is not hex")]
+    KeyHex,
+    /// The key has another length than AES takes.
+    #[error("aes key must be 16, 24 or 32 bytes")]
+    KeyLength,
+    /// The IV is not 16 bytes of hex.
+    #[error("aes iv must be 16 bytes of hex")]
+    Iv,
+}
+
 impl Signer {
     /// An AES signer from its key and IV (hex, as packagers take them on the command line).
-    pub fn aes_from_hex(key_hex: &str, iv_hex: &str) -> Result<Self, String> {
-        let key = Zeroizing::new(
-            crate::encoding::hex_decode(key_hex.trim()).ok_or("aes key is not hex")?,
-        );
+    pub fn aes_from_hex(key_hex: &str, iv_hex: &str) -> Result<Self, Error> {
+        let key = Zeroizing::new(crate::encoding::hex_decode(key_hex.trim()).ok_or(Error::KeyHex)?);
         if ![16, 24, 32].contains(&key.len()) {
-            return Err("aes key must be 16, 24 or 32 bytes".into());
+            return Err(Error::KeyLength);
         }
         let iv: [u8; 16] = crate::encoding::hex_decode(iv_hex.trim())
             .and_then(|v| v.try_into().ok())
-            .ok_or("aes iv must be 16 bytes of hex")?;
+            .ok_or(Error::Iv)?;
         Ok(Signer::Aes { key, iv })
     }
 

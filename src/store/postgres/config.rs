@@ -53,11 +53,40 @@ impl std::fmt::Debug for PostgresConfig {
     }
 }
 
+/// Why `[storage.postgres]` is unusable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No primary.
+    #[error("primary_url is not set")]
+    NoPrimary,
+    /// A setting that must be at least 1 is 0.
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+    /// Retention below its floor.
+    #[error("change_retention_secs must be at least 60")]
+    Retention,
+    /// A URL that does not parse.
+    #[error("{which}: not a PostgreSQL URL: {message}")]
+    Url {
+        /// `primary_url` or `replica_url`.
+        which: &'static str,
+        /// The parser's message.
+        message: String,
+    },
+    /// A URL that does not require TLS, without `allow_plaintext`.
+    #[error(
+        "{0}: TLS is not required (add sslmode=verify-full, or set allow_plaintext for a \
+         trusted network)"
+    )]
+    Plaintext(&'static str),
+}
+
 impl PostgresConfig {
     /// Checks the settings (URLs parse, TLS mode, timeouts), as `check-config` does.
-    pub fn check(&self) -> std::result::Result<(), String> {
+    pub fn check(&self) -> std::result::Result<(), ConfigError> {
         if self.primary_url.is_empty() {
-            return Err("primary_url is not set".into());
+            return Err(ConfigError::NoPrimary);
         }
         for (name, v) in [
             ("primary_pool_size", self.primary_pool_size as u64),
@@ -73,17 +102,17 @@ impl PostgresConfig {
             ("change_retention_secs", self.change_retention_secs),
         ] {
             if v == 0 {
-                return Err(format!("{name} must be at least 1"));
+                return Err(ConfigError::Zero(name));
             }
         }
         // Retention counts from numbering; a minute is the floor, so that a change is never
         // deleted before every running node had many polls to read it.
         if self.change_retention_secs < 60 {
-            return Err("change_retention_secs must be at least 60".into());
+            return Err(ConfigError::Retention);
         }
-        parse_url(&self.primary_url, self).map_err(|e| format!("primary_url: {e}"))?;
+        parse_url(&self.primary_url, "primary_url", self)?;
         if let Some(r) = &self.replica_url {
-            parse_url(r, self).map_err(|e| format!("replica_url: {e}"))?;
+            parse_url(r, "replica_url", self)?;
         }
         Ok(())
     }
@@ -94,20 +123,21 @@ impl PostgresConfig {
 /// (tokio-postgres itself only knows `disable`, `prefer` and `require`).
 pub(super) fn parse_url(
     url: &str,
+    which: &'static str,
     cfg: &PostgresConfig,
-) -> std::result::Result<tokio_postgres::Config, String> {
+) -> std::result::Result<tokio_postgres::Config, ConfigError> {
     let normalised = url
         .replace("sslmode=verify-full", "sslmode=require")
         .replace("sslmode=verify-ca", "sslmode=require");
-    let pg: tokio_postgres::Config = normalised
-        .parse()
-        .map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
+    let pg: tokio_postgres::Config =
+        normalised
+            .parse()
+            .map_err(|e: tokio_postgres::Error| ConfigError::Url {
+                which,
+                message: e.to_string(),
+            })?;
     if pg.get_ssl_mode() != tokio_postgres::config::SslMode::Require && !cfg.allow_plaintext {
-        return Err(
-            "TLS is not required (add sslmode=verify-full, or set allow_plaintext for a \
-             trusted network)"
-                .into(),
-        );
+        return Err(ConfigError::Plaintext(which));
     }
     Ok(pg)
 }

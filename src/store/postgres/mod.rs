@@ -108,7 +108,7 @@ impl PostgresStore {
     /// Connects (lazily: pools open connections on first use) and checks the schema, or
     /// migrates it when `migrate_on_start`.
     pub async fn connect(cfg: &PostgresConfig) -> std::result::Result<Self, String> {
-        cfg.check()?;
+        cfg.check().map_err(|e| e.to_string())?;
         if cfg.migrate_on_start {
             migrate(cfg).await?;
         }

@@ -53,7 +53,8 @@ pub(super) fn pool(
     size: usize,
     cfg: &PostgresConfig,
 ) -> std::result::Result<Pool, String> {
-    let mut pg = parse_url(url, cfg)?;
+    // `connect` checked both URLs with their names first.
+    let mut pg = parse_url(url, "url", cfg).map_err(|e| e.to_string())?;
     if let Some(path) = &cfg.password_file {
         let secret =
             crate::config::secrets::read_secret_file(path, false).map_err(|e| e.to_string())?;
