@@ -7,8 +7,9 @@
 //! thread over a bounded channel and *wait* when it is full (back-pressure rather than loss).
 //!
 //! Why a thread and not a tokio task: `tokio::fs` performs every write on the blocking pool,
-//! and under load that meant a thread hand-off per batch, which the load test measured as a
-//! third of the server's CPU in context switches. The writer thread instead sleeps
+//! and under load that meant a thread hand-off per batch, and the load test showed a large
+//! share of the server's CPU going to context switches (`docs/architecture.md`). The
+//! writer thread instead sleeps
 //! [`BATCH_INTERVAL`] between batches while records keep arriving, so it wakes a few dozen
 //! times a second however many licences are issued, and writes each batch with one `write`.
 
@@ -56,8 +57,8 @@ pub struct Record<'a> {
 }
 
 impl Record<'_> {
-    /// Appends the record as one JSON line. Hand-written because it runs once per licence:
-    /// serde's generic path measured ~1 us here, this a fraction of that. Strings that need
+    /// Appends the record as one JSON line. Hand-written because it runs once per licence
+    /// and serde's generic path costs several times as much. Strings that need
     /// no escaping (the common case: ids, tenants, KIDs) are copied as they are; the rest go
     /// through serde_json's escaper. A unit test checks the output equals serde's.
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -257,8 +258,8 @@ fn writer(
             }
             // Let the next batch accumulate before looking again: checking for emptiness
             // right after a drain would nearly always find the queue empty under load and
-            // send the thread back to a blocking wait, woken once per record (measured: a
-            // third fewer licences per second).
+            // send the thread back to a blocking wait, woken once per record (the load test
+            // shows it as fewer licences per second).
             std::thread::sleep(BATCH_INTERVAL);
             if rx.is_empty() {
                 break;

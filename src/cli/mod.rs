@@ -1,7 +1,6 @@
 //! The `tessera` command line (flags are a public contract: see the README): `serve` and
-//! `check-config` here, with the argument parsing; `token` ([`token`]), `keys` ([`keys`],
-//! the key API's HTTP client) and `devices` ([`devices`], test devices and roots) in their own
-//! files.
+//! `check-config` here, with the argument parsing; `token`, `keys` (the key API's HTTP
+//! client) and `devices` (test devices and roots) in files of their own.
 
 mod devices;
 mod keys;

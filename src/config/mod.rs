@@ -1,13 +1,13 @@
 //! Configuration as plain data: a TOML file with a documented default for every field,
-//! `TESSERA_*` environment overrides for deployment values ([`env`]), and [`Config::validate`]
+//! `TESSERA_*` environment overrides for deployment values ([`mod@env`]), and [`Config::validate`]
 //! for everything that can be checked without reading a file (STYLE C1-C4). The files a
 //! configuration names (keys, certificates, secrets) are read once, at startup, by
 //! `crate::app::prepare`, which builds the runtime from them; `check-config` runs the same
 //! step. With no file, [`Config::dev`] gives the embedded dev-mode configuration: loopback
 //! only, a `demo` tenant, the committed test keys under `keys/`.
 //!
-//! One file per section: [`server`] (and `[limits]`), [`storage`], [`observability`]
-//! (`[telemetry]`, `[audit]`), [`packaging`], [`tenants`]. The sections of a protocol
+//! One file per section: `server.rs` (and `[limits]`), `storage.rs`, `observability.rs`
+//! (`[telemetry]`, `[audit]`), `packaging.rs`, `tenants.rs`. The sections of a protocol
 //! (`[widevine]`, `[playready]`, and the `[[tenants]]` members `widevine_signers` and
 //! `fairplay_credentials`) are declared by the protocol itself
 //! ([`crate::protocol::Protocol::SECTION`]) and live in its folder.

@@ -4,16 +4,16 @@
 //!
 //! # Why OpenSSL here and ring elsewhere
 //! ring has neither PSS-SHA1 nor OAEP; aws-lc-rs has OAEP but no PSS with SHA-1; the `rsa`
-//! crate has both but measured 3x slower (83 us per PSS verify against 26 us) and carries
-//! RUSTSEC-2023-0071 (a timing side channel in private-key operations, which privacy mode
-//! performs on attacker-supplied data). The system OpenSSL 3 (Debian's `libssl3`, patched by
-//! the distribution) has every operation, in constant-time code, and measured here as fast as
-//! aws-lc: `load-tests/floor` prints both side by side. Keys are parsed once (device chains
-//! are cached), and the PSS-SHA1 verification and OAEP-SHA1 encryption contexts of a key are
-//! kept in a small pool and reused: OpenSSL 3 documents `EVP_PKEY_verify` and
-//! `EVP_PKEY_encrypt` as callable repeatedly on one initialised context, and setting one up
-//! (provider fetches, parameters) measured 6 us of a 24 us verification here. With the pool,
-//! verification measured 18 us against aws-lc's 20 us.
+//! crate has both but is several times slower and carries RUSTSEC-2023-0071 (a timing side
+//! channel in private-key operations, which privacy mode performs on attacker-supplied
+//! data). The system OpenSSL 3 (Debian's `libssl3`, patched by the distribution) has every
+//! operation, in constant-time code, and is as fast as aws-lc: `load-tests/floor` prints
+//! every backend side by side (figures in `docs/architecture.md`). Keys are parsed once
+//! (device chains are cached), and the PSS-SHA1 verification and OAEP-SHA1 encryption
+//! contexts of a key are kept in a small pool and reused: OpenSSL 3 documents
+//! `EVP_PKEY_verify` and `EVP_PKEY_encrypt` as callable repeatedly on one initialised
+//! context, and setting one up (provider fetches, parameters) is a sizeable share of a
+//! verification.
 
 use super::Error;
 use openssl::encrypt::Decrypter;

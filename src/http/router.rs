@@ -197,7 +197,7 @@ impl Router {
     }
 
     /// Routes a request. No allocation: the path is split into at most
-    /// [`MAX_SEGMENTS`] borrowed segments and compared with the table.
+    /// `MAX_SEGMENTS` borrowed segments and compared with the table.
     pub fn route<'p>(
         &'static self,
         listener: Listener,

@@ -8,10 +8,10 @@
 //! ([`Protocol`]): its name (metric label and audit name), its routes with their metric
 //! labels, the denial reasons it counts, its configuration sections (a top-level
 //! `[section]` and a member of `[[tenants]]`), how its runtime state is built from them
-//! (reading each file once), and how a routed request is handled. [`protocols!`] below
+//! (reading each file once), and how a routed request is handled. `protocols!` below
 //! lists every protocol once; from that list come the route table the router matches
 //! (`crate::http::router`), the metric label sets, the configuration sections
-//! (`crate::config`), the state [`App`](crate::app::App) holds, and the dispatch. Adding
+//! (`crate::config`), the state [`crate::app::App`] holds, and the dispatch. Adding
 //! a protocol is a folder here and one line in that list (`docs/architecture.md`, "Adding
 //! a protocol"); `registry_tests` fails when a route, label, code or section is not wired
 //! or not documented.
@@ -128,7 +128,7 @@ pub trait Protocol: Sized + Send + Sync + 'static {
 /// A registered route, type-erased: which protocol, and which of its routes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RouteRef {
-    /// Position of the protocol in [`protocols!`].
+    /// Position of the protocol in `protocols!`.
     pub protocol: usize,
     /// Position of the route in its `ROUTES`.
     pub route: usize,

@@ -12,7 +12,8 @@ use prometheus::{
 use std::collections::HashMap;
 
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-/// Latency buckets, seconds: 50 us .. 5 s (licences are served in tens of microseconds).
+/// Latency buckets, seconds: 50 us .. 5 s (a cached licence takes far less than a
+/// millisecond; a store write or an RSA-heavy licence, milliseconds).
 const LATENCY_BUCKETS: [f64; 14] = [
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
 ];

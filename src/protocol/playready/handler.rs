@@ -84,7 +84,7 @@ fn describe(kids: &[(String, &'static str)]) -> String {
 
 impl ApiError for Error {
     /// The status class as every protocol decides it (E3). SOAP's HTTP binding then maps
-    /// it onto the wire: see [`Error::http_status`].
+    /// it onto the wire (`Error::http_status`).
     fn status(&self) -> StatusCode {
         match self {
             Error::Http(e) => e.status(),
