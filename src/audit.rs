@@ -62,8 +62,10 @@ impl Record<'_> {
     /// no escaping (the common case: ids, tenants, KIDs) are copied as they are; the rest go
     /// through serde_json's escaper. A unit test checks the output equals serde's.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        use std::io::Write as _;
-        let _ = write!(out, "{{\"ts_ms\":{},\"event\":", self.ts_ms);
+        let mut num = itoa::Buffer::new();
+        out.extend_from_slice(b"{\"ts_ms\":");
+        out.extend_from_slice(num.format(self.ts_ms).as_bytes());
+        out.extend_from_slice(b",\"event\":");
         json_str(out, self.event);
         out.extend_from_slice(b",\"tenant\":");
         json_str(out, self.tenant);
@@ -86,13 +88,33 @@ impl Record<'_> {
             ("device", self.device),
         ] {
             if let Some(v) = value {
-                let _ = write!(out, ",\"{name}\":");
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b"\":");
                 json_str(out, v);
             }
         }
         out.extend_from_slice(b",\"request_id\":");
         json_str(out, self.request_id);
-        let _ = writeln!(out, ",\"client\":\"{}\"}}", self.client);
+        out.extend_from_slice(b",\"client\":\"");
+        match self.client {
+            // The common case without the formatting machinery: a.b.c.d:port.
+            std::net::SocketAddr::V4(a) => {
+                for (i, octet) in a.ip().octets().into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b'.');
+                    }
+                    out.extend_from_slice(num.format(octet).as_bytes());
+                }
+                out.push(b':');
+                out.extend_from_slice(num.format(a.port()).as_bytes());
+            }
+            std::net::SocketAddr::V6(a) => {
+                use std::io::Write as _;
+                let _ = write!(out, "{a}");
+            }
+        }
+        out.extend_from_slice(b"\"}\n");
     }
 }
 
@@ -286,14 +308,15 @@ mod tests {
 
     #[test]
     fn hand_encoding_equals_serde() {
-        for (subject, token_id, content_id) in [
-            (Some("viewer-1"), Some("abc"), None),
+        for (subject, token_id, content_id, client) in [
+            (Some("viewer-1"), Some("abc"), None, "[::1]:4433"),
             (
                 Some("quote\" back\\ nl\n tab\t ctl\u{1} del\u{7f} é"),
                 None,
                 Some("movie/1"),
+                "10.0.0.255:80",
             ),
-            (None, None, None),
+            (None, None, None, "127.0.0.1:65535"),
         ] {
             let rec = Record {
                 ts_ms: 1_795_000_000_123,
@@ -306,7 +329,7 @@ mod tests {
                 token_id,
                 device: content_id.map(|_| "playready:00ff"),
                 request_id: "req-1",
-                client: "[::1]:4433".parse().unwrap(),
+                client: client.parse().unwrap(),
             };
             let mut line = Vec::new();
             rec.encode(&mut line);

@@ -44,6 +44,26 @@ fn jwt(c: &mut Criterion) {
             black_box(auth.entitlement(v).unwrap())
         })
     });
+    // As a server sees them: every token different (its own jti), 64 KiB of tokens cycled.
+    let tokens: Vec<String> = (0..256)
+        .map(|i| {
+            signer
+                .sign(&serde_json::json!({
+                    "iss": DEV_ISSUER, "aud": DEV_AUDIENCE, "sub": format!("viewer-{i}"),
+                    "jti": format!("{i:032x}"), "iat": now, "nbf": now, "exp": now + 3600,
+                    "tessera": {"content_ids": ["movie-1"]}
+                }))
+                .unwrap()
+        })
+        .collect();
+    let mut next = 0;
+    c.bench_function("jwt_hs256_verify_and_entitle_distinct_tokens", |b| {
+        b.iter(|| {
+            next = (next + 1) % tokens.len();
+            let v = auth.verify(black_box(&tokens[next])).unwrap();
+            black_box(auth.entitlement(v).unwrap())
+        })
+    });
 }
 
 fn clearkey(c: &mut Criterion) {
@@ -224,5 +244,31 @@ fn widevine(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, jwt, clearkey, keyring, widevine);
+/// One audit record, as every licence writes it.
+fn audit(c: &mut Criterion) {
+    let kids = vec![KeyId::from_bytes([0xab; 16]), KeyId::from_bytes([1; 16])];
+    let mut out = Vec::with_capacity(512);
+    c.bench_function("audit_record_encode", |b| {
+        b.iter(|| {
+            out.clear();
+            tessera::audit::Record {
+                ts_ms: 1_795_000_000_123,
+                event: "key.release",
+                tenant: "demo",
+                protocol: "clearkey",
+                kids: kids.clone(),
+                content_id: None,
+                subject: Some("viewer-42"),
+                token_id: Some("0123456789abcdef0123456789abcdef"),
+                device: None,
+                request_id: "5e2f3c1a00000001",
+                client: "127.0.0.1:51234".parse().unwrap(),
+            }
+            .encode(black_box(&mut out));
+            black_box(out.len())
+        })
+    });
+}
+
+criterion_group!(benches, jwt, clearkey, keyring, widevine, audit);
 criterion_main!(benches);

@@ -4,9 +4,10 @@
 use crate::license::policy::Policy;
 use serde::Deserialize;
 
-/// A string or an array of strings (`aud`, `scope`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(untagged)]
+/// A string or an array of strings (`aud`, `scope`). Deserialized by hand: serde's
+/// `untagged` would buffer the value and try each variant in turn, building (and formatting)
+/// an error for every variant that does not fit, on every token.
+#[derive(Debug, Default)]
 pub enum OneOrMany {
     /// Absent.
     #[default]
@@ -15,6 +16,41 @@ pub enum OneOrMany {
     One(String),
     /// Many values.
     Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::One(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::One(v))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::None)
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::None)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<OneOrMany, A::Error> {
+                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
+                while let Some(s) = seq.next_element::<String>()? {
+                    v.push(s);
+                }
+                Ok(OneOrMany::Many(v))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl OneOrMany {
@@ -90,5 +126,31 @@ impl PolicyRef {
         } else {
             serde_json::from_str(raw.get()).map(PolicyRef::Inline)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_or_many_reads_every_form() {
+        let read = |json: &str| {
+            serde_json::from_str::<OneOrMany>(json).map(|v| {
+                v.values(false)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(read(r#""a""#).unwrap(), ["a"]);
+        assert_eq!(read(r#"["a","b"]"#).unwrap(), ["a", "b"]);
+        assert_eq!(read("null").unwrap(), Vec::<String>::new());
+        assert!(read("7").is_err());
+        assert!(read(r#"["a",7]"#).is_err());
+        let c: Claims = serde_json::from_str(r#"{"scope":"keys:read keys:write"}"#).unwrap();
+        assert_eq!(c.scope.values(true), ["keys:read", "keys:write"]);
+        let c: Claims = serde_json::from_str("{}").unwrap();
+        assert!(c.aud.values(false).is_empty());
     }
 }

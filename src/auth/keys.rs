@@ -135,15 +135,15 @@ impl Rules {
         }
     }
 
-    /// The jsonwebtoken validation of a key pinned to `algs`: `exp` required, `nbf` checked,
-    /// both with the leeway; audience and issuer as configured.
+    /// The jsonwebtoken validation of a key pinned to `algs`: `exp` and `iss` required, `nbf`
+    /// checked, both with the leeway; audience and issuer as configured.
     fn validation(&self, algs: &[Alg]) -> Validation {
         let mut v = Validation::new(algs.first().copied().unwrap_or_default());
         v.algorithms = algs.to_vec();
         v.leeway = self.leeway;
         v.validate_exp = true;
         v.validate_nbf = true;
-        v.required_spec_claims = std::iter::once("exp".to_owned()).collect();
+        v.required_spec_claims = ["exp", "iss"].into_iter().map(str::to_owned).collect();
         if self.audiences.is_empty() {
             v.validate_aud = false;
         } else {

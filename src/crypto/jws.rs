@@ -76,9 +76,38 @@ fn rsa_padding(alg: Algorithm) -> Option<&'static dyn rs::RsaEncoding> {
     })
 }
 
+/// A prepared HMAC key with the algorithm and secret it was prepared from.
+type PreparedHmac = (Algorithm, zeroize::Zeroizing<Vec<u8>>, hmac::Key);
+
+thread_local! {
+    /// The HMAC key this thread prepared last, with the secret it was prepared from. A
+    /// server verifies token after token with the same tenant secret; jsonwebtoken's factory
+    /// is a plain function that gets the secret's bytes each time, and preparing a key (two
+    /// SHA-2 compressions for the pads) is a measurable share of a token's verification
+    /// (`docs/architecture.md`). The secret is compared whole, in constant time, so a hit can
+    /// only ever return the key of these very bytes; the copy is zeroized when replaced.
+    static LAST_HMAC: std::cell::RefCell<Option<PreparedHmac>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The prepared HMAC key of `secret`, from this thread's last one when it is the same.
+fn hmac_key(alg: Algorithm, h: hmac::Algorithm, secret: &[u8]) -> hmac::Key {
+    LAST_HMAC.with_borrow_mut(|last| {
+        if let Some((a, s, key)) = last.as_ref()
+            && *a == alg
+            && super::ct_eq(s, secret)
+        {
+            return key.clone();
+        }
+        let key = hmac::Key::new(h, secret);
+        *last = Some((alg, zeroize::Zeroizing::new(secret.to_vec()), key.clone()));
+        key
+    })
+}
+
 /// A public key ready for one verification. jsonwebtoken's factory is a plain function
 /// pointer that must return an owned verifier, so the key material is copied (EC and
-/// Ed25519 inline, without a heap allocation) and an HMAC key's pads are computed per call.
+/// Ed25519 inline, without a heap allocation) and an HMAC key comes from [`hmac_key`].
 enum Public {
     Hmac(hmac::Key),
     RsaDer(&'static rs::RsaParameters, Vec<u8>),
@@ -124,7 +153,7 @@ fn new_verifier(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifie
     }
     let alg = *alg;
     let public = if let Some(h) = hmac_alg(alg) {
-        Public::Hmac(hmac::Key::new(h, key.try_get_as_bytes()?))
+        Public::Hmac(hmac_key(alg, h, key.try_get_as_bytes()?))
     } else if let Some(p) = rsa_params(alg) {
         match key.kind() {
             DecodingKeyKind::SecretOrDer(der) => Public::RsaDer(p, der.clone()),
@@ -320,6 +349,40 @@ mod tests {
             new_verifier(&Algorithm::ES384, &p256).is_err(),
             "a P-256 point is not a P-384 key"
         );
+    }
+
+    #[test]
+    fn the_reused_hmac_key_is_always_the_secret_s_own() {
+        install().unwrap();
+        let a = b"0123456789abcdef0123456789abcdef";
+        let b = b"0123456789abcdef0123456789abcdeF";
+        let sign = |secret: &[u8]| {
+            new_signer(
+                &Algorithm::HS256,
+                &EncodingKey::from_secret(secret).unwrap(),
+            )
+            .unwrap()
+            .try_sign(b"msg")
+            .unwrap()
+        };
+        let (sig_a, sig_b) = (sign(a), sign(b));
+        for _ in 0..3 {
+            for (secret, own, other) in [(a, &sig_a, &sig_b), (b, &sig_b, &sig_a)] {
+                let v = new_verifier(
+                    &Algorithm::HS256,
+                    &DecodingKey::from_secret(secret).unwrap(),
+                )
+                .unwrap();
+                assert!(v.verify(b"msg", own).is_ok());
+                assert!(v.verify(b"msg", other).is_err());
+            }
+            // Same secret, another algorithm: never the HS256 key.
+            let v = new_verifier(
+                &Algorithm::HS384,
+                &DecodingKey::from_secret(&[7; 48]).unwrap(),
+            );
+            assert!(v.unwrap().verify(b"msg", &sig_a).is_err());
+        }
     }
 
     #[test]
